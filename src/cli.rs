@@ -1,0 +1,77 @@
+//! The command line: subcommands and their flags, and what each prints for a person.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{App, shutdown_signal};
+use crate::config::{Config, Overrides};
+use crate::pipeline::SNOWPLOW_PATH;
+
+#[derive(Debug, Parser)]
+#[command(name = "hookhouse", version, about = "Receive Iterable webhooks, store every one durably")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive webhooks and store them.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file; `HOOKHOUSE_*` variables and these flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Where the store lives [default: ./hookhouse-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    let app = App::build(config).await?;
+    print_banner(&app);
+    app.run(shutdown_signal()).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Tells a new user where to point Iterable.
+fn print_banner(app: &App) {
+    let base = format!("http://{}", app.local_addr());
+    let config = app.config();
+    let mut text = format!(
+        "hookhouse {} listening on {base}\n  store: {}\n\n  Point Iterable's system webhooks \
+         (Integrations > Webhooks) at:\n",
+        env!("CARGO_PKG_VERSION"),
+        config.store.db_path().display()
+    );
+    for source in &config.sources {
+        text.push_str(&format!("    source `{}`: {base}/iterable/{}\n", source.name, source.name));
+    }
+    if let Some(source) = &config.server.snowplow_source {
+        text.push_str(&format!(
+            "  or keep a Snowplow-style URL (source `{source}`):\n    {base}{SNOWPLOW_PATH}?schema=\
+             iglu%3Acom.iterable%2Fsystem_webhook%2Fjsonschema%2F1-0-0\n"
+        ));
+    }
+    text.push_str(
+        "  Iterable only calls HTTPS URLs: publish this port through a TLS-terminating proxy.\n  \
+         Health: /healthz  Readiness: /readyz\n",
+    );
+    println!("{text}");
+}

@@ -1,0 +1,294 @@
+//! Configuration: built-in defaults, then the TOML file, then `HOOKHOUSE_*` environment
+//! variables (`__` for nesting), then command-line flags. Raw serde structs are validated into
+//! [`Config`] in one pass that reports every problem at once.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The name every unconfigured install uses, and the Snowplow path's default source.
+pub const DEFAULT_SOURCE: &str = "default";
+
+/// The configuration as written by the user, before validation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub store: RawStore,
+    pub sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub max_body_bytes: u64,
+    /// The source that requests on the Snowplow-compatible path belong to.
+    pub snowplow_source: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            max_body_bytes: 1024 * 1024,
+            snowplow_source: DEFAULT_SOURCE.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    pub data_dir: PathBuf,
+    /// Requests waiting for the writer beyond which new ones are answered 503.
+    pub max_queue_depth: u64,
+    /// The most requests one group commit may hold.
+    pub max_batch: u64,
+    /// How long a write waits for a lock held by another process before failing.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./hookhouse-data"),
+            max_queue_depth: 20_000,
+            max_batch: 2_048,
+            busy_timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: String,
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A validated configuration: every value typed, every cross-reference checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub snowplow_source: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub max_queue_depth: NonZeroUsize,
+    pub max_batch: NonZeroUsize,
+    pub busy_timeout: Duration,
+}
+
+impl StoreConfig {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("hookhouse.db")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads the layers in order and validates the result.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(file) = file {
+            // `Toml::file` silently ignores a missing file; a path the user named must exist.
+            if !file.is_file() {
+                return Err(ConfigError::Invalid(vec![format!(
+                    "configuration file `{}` does not exist",
+                    file.display()
+                )]));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("HOOKHOUSE_").split("__"));
+        let mut raw: RawConfig = figment.extract().map_err(Box::new)?;
+        if let Some(listen) = &overrides.listen {
+            raw.server.listen.clone_from(listen);
+        }
+        if let Some(dir) = &overrides.data_dir {
+            raw.store.data_dir.clone_from(dir);
+        }
+        Self::validate(raw)
+    }
+
+    /// Turns raw values into typed ones, collecting every problem rather than stopping at one.
+    pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+
+        let listen = raw.server.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "`server.listen` = `{}` is not an address such as `127.0.0.1:8080`",
+                raw.server.listen
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let max_body_bytes = positive(&mut problems, "server.max_body_bytes", raw.server.max_body_bytes);
+        let max_queue_depth =
+            positive(&mut problems, "store.max_queue_depth", raw.store.max_queue_depth);
+        let max_batch = positive(&mut problems, "store.max_batch", raw.store.max_batch);
+
+        let mut sources: Vec<SourceConfig> = raw
+            .sources
+            .into_iter()
+            .map(|s| SourceConfig { name: s.name })
+            .collect();
+        if sources.is_empty() {
+            sources.push(SourceConfig { name: DEFAULT_SOURCE.to_owned() });
+        }
+        let mut seen = HashSet::new();
+        for source in &sources {
+            if !is_valid_source_name(&source.name) {
+                problems.push(format!(
+                    "source name `{}` must be 1 to 64 characters of a-z, 0-9, `-` or `_`",
+                    source.name
+                ));
+            }
+            if !seen.insert(source.name.as_str()) {
+                problems.push(format!("source `{}` is configured twice", source.name));
+            }
+        }
+
+        // The Snowplow path follows `default` silently when it exists; a name the user chose
+        // explicitly must exist.
+        let snowplow_source = if seen.contains(raw.server.snowplow_source.as_str()) {
+            Some(raw.server.snowplow_source.clone())
+        } else if raw.server.snowplow_source == DEFAULT_SOURCE {
+            None
+        } else {
+            problems.push(format!(
+                "`server.snowplow_source` = `{}` names no configured source",
+                raw.server.snowplow_source
+            ));
+            None
+        };
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                max_body_bytes: max_body_bytes.get(),
+                snowplow_source,
+            },
+            store: StoreConfig {
+                data_dir: raw.store.data_dir,
+                max_queue_depth,
+                max_batch,
+                busy_timeout: Duration::from_millis(raw.store.busy_timeout_ms),
+            },
+            sources,
+        })
+    }
+
+    /// A configuration for tests and tools: defaults, one `default` source.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut raw = RawConfig::default();
+        raw.store.data_dir = data_dir.into();
+        raw.server.listen = "127.0.0.1:0".to_owned();
+        // Defaults are valid by construction; a failure here is a bug caught by the tests below.
+        Self::validate(raw).unwrap_or_else(|err| panic!("default configuration is invalid: {err}"))
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+fn positive(problems: &mut Vec<String>, key: &str, value: u64) -> NonZeroUsize {
+    usize::try_from(value).ok().and_then(NonZeroUsize::new).unwrap_or_else(|| {
+        problems.push(format!("`{key}` must be a positive integer, not {value}"));
+        NonZeroUsize::MIN
+    })
+}
+
+fn is_valid_source_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        Config::validate(raw)
+    }
+
+    #[test]
+    fn no_configuration_gives_one_default_source() {
+        let config = from_toml("").unwrap();
+        assert_eq!(config.sources, vec![SourceConfig { name: "default".into() }]);
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.max_body_bytes, 1_048_576);
+        assert_eq!(config.server.snowplow_source.as_deref(), Some("default"));
+        assert_eq!(config.store.db_path(), PathBuf::from("./hookhouse-data/hookhouse.db"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = from_toml("[server]\nlisten = \"127.0.0.1:1\"\nmax_body = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_body"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = from_toml(
+            "[server]\nlisten = \"nowhere\"\nmax_body_bytes = 0\nsnowplow_source = \"web\"\n\
+             [[sources]]\nname = \"Prod\"\n[[sources]]\nname = \"a\"\n[[sources]]\nname = \"a\"\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in ["server.listen", "max_body_bytes", "`Prod`", "configured twice", "`web`"] {
+            assert!(text.contains(needle), "missing {needle} in {text}");
+        }
+    }
+
+    #[test]
+    fn snowplow_path_is_off_when_no_default_source_exists() {
+        let config = from_toml("[[sources]]\nname = \"prod\"\n").unwrap();
+        assert_eq!(config.server.snowplow_source, None);
+        let config =
+            from_toml("[server]\nsnowplow_source = \"prod\"\n[[sources]]\nname = \"prod\"\n").unwrap();
+        assert_eq!(config.server.snowplow_source.as_deref(), Some("prod"));
+    }
+}

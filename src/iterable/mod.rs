@@ -1,0 +1,14 @@
+//! Iterable's event model: the envelope, its timestamps and its ids, read the way Iterable
+//! really sends them (fields nested in `dataFields`) and the way third-party catalogs show them
+//! (fields at the top level). Knows nothing of HTTP or storage.
+
+mod envelope;
+mod ids;
+mod timestamp;
+
+pub use envelope::{Envelope, EnvelopeError};
+pub use ids::id_i64;
+pub use timestamp::{TimestampError, parse_timestamp};
+
+/// The Iglu schema prefix Snowplow uses for Iterable system webhooks, any version.
+pub const SNOWPLOW_SCHEMA_PREFIX: &str = "iglu:com.iterable/system_webhook/jsonschema/";

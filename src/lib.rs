@@ -1,0 +1,25 @@
+//! hookhouse receives Iterable's webhooks, stores every one durably before answering, and
+//! turns them into typed, deduplicated rows.
+//!
+//! # Layout
+//!
+//! The modules follow the path of one event:
+//!
+//! - [`cli`]: subcommands and what they print.
+//! - [`config`]: defaults, TOML file, `HOOKHOUSE_*` variables and flags, validated in one pass.
+//! - [`app`]: start-up wiring and graceful shutdown.
+//! - [`receiver`]: HTTP routes, authentication, limits, errors to statuses.
+//! - [`iterable`]: Iterable's envelope, timestamps and ids.
+//! - [`pipeline`]: a stored request in, canonical events and failures out.
+//! - [`spool`]: the durable SQLite store and its group-commit writer.
+//! - [`sinks`]: where events are loaded; the embedded SQLite sink writes inside the spool's
+//!   transaction.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod iterable;
+pub mod pipeline;
+pub mod receiver;
+pub mod sinks;
+pub mod spool;

@@ -1,0 +1,58 @@
+//! The canonical event: one typed row of the `events` table, made only by the normaliser.
+
+use serde_json::Value;
+
+use super::{Context, EventId};
+use crate::iterable::{Envelope, id_i64, parse_timestamp};
+use crate::spool::format_time;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanonicalEvent {
+    pub event_id: EventId,
+    pub source: String,
+    pub event_name: String,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    /// `dataFields.createdAt` in UTC, RFC 3339; `None` when absent or unreadable (the raw value
+    /// stays in `data`).
+    pub created_at: Option<String>,
+    pub campaign_id: Option<i64>,
+    pub template_id: Option<i64>,
+    pub message_id: Option<String>,
+    pub app_id: Option<String>,
+    pub platform: Option<String>,
+    /// `dataFields` (merged with any flattened fields) as JSON text.
+    pub data: String,
+    /// Only the normaliser constructs events, so every row went through it.
+    _sealed: (),
+}
+
+impl CanonicalEvent {
+    pub(super) fn new(context: &Context<'_>, raw: &Value, envelope: &Envelope<'_>) -> Self {
+        let created_at = envelope
+            .field("createdAt")
+            .and_then(|value| parse_timestamp(value).ok())
+            .map(|time| {
+                if time.timestamp_subsec_nanos() == 0 {
+                    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                } else {
+                    format_time(&time)
+                }
+            });
+        CanonicalEvent {
+            event_id: EventId::derive(context.source, raw),
+            source: context.source.to_owned(),
+            event_name: envelope.event_name.to_owned(),
+            email: envelope.email.map(str::to_owned),
+            user_id: envelope.user_id.map(str::to_owned),
+            created_at,
+            campaign_id: id_i64(envelope.field("campaignId")),
+            template_id: id_i64(envelope.field("templateId")),
+            message_id: envelope.str_field("messageId").map(str::to_owned),
+            app_id: context.app_id.clone(),
+            platform: context.platform.clone(),
+            data: serde_json::to_string(&envelope.data_fields).unwrap_or_else(|_| "{}".to_owned()),
+            _sealed: (),
+        }
+    }
+}

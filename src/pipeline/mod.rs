@@ -1,0 +1,192 @@
+//! The pipeline: one spooled request in, canonical events and failures out. Pure functions of
+//! the stored request, so a replay of `raw_requests` gives what live ingestion gave.
+//! It never touches storage or HTTP.
+
+mod body;
+mod event;
+mod event_id;
+
+pub use body::ContentKind;
+pub use event::CanonicalEvent;
+pub use event_id::EventId;
+
+use serde_json::Value;
+
+use crate::iterable::Envelope;
+use crate::spool::RawRequest;
+
+/// The path of the Snowplow-compatible endpoint.
+pub const SNOWPLOW_PATH: &str = "/com.snowplowanalytics.iglu/v1";
+
+/// Query parameters of the Snowplow path that configure the request rather than carry data.
+const SNOWPLOW_CONTROL_PARAMS: [&str; 3] = ["schema", "aid", "p"];
+
+/// What one request became.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub events: Vec<CanonicalEvent>,
+    pub failures: Vec<Failure>,
+}
+
+/// A part of a request that could not become an event, kept with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub reason: String,
+    /// The part that failed: the whole body, or one element of an array body.
+    pub body: Vec<u8>,
+}
+
+/// Where in the pipeline a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The body is not JSON or form data.
+    Decode,
+    /// The body decoded but is not an Iterable event.
+    Envelope,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Envelope => "envelope",
+        }
+    }
+}
+
+/// Turns one stored request into its events and failures.
+pub fn normalise(request: &RawRequest) -> Outcome {
+    let snowplow = request.path == SNOWPLOW_PATH;
+    let context = Context {
+        source: &request.source,
+        app_id: snowplow.then(|| request.query_param("aid")).flatten().filter(|s| !s.is_empty()),
+        platform: snowplow.then(|| {
+            request.query_param("p").filter(|p| !p.is_empty()).unwrap_or_else(|| "srv".to_owned())
+        }),
+    };
+
+    let decoded = if snowplow && request.body.is_empty() && request.method == "GET" {
+        // Snowplow's GET form: the query string is the event.
+        let event = request
+            .query_pairs()
+            .filter(|(key, _)| !SNOWPLOW_CONTROL_PARAMS.contains(&key.as_str()))
+            .map(|(key, value)| (key, Value::String(value)))
+            .collect();
+        Ok(vec![Value::Object(event)])
+    } else {
+        body::decode(ContentKind::of(request.content_type.as_deref()), &request.body)
+    };
+
+    let mut outcome = Outcome::default();
+    match decoded {
+        Ok(items) => {
+            let many = items.len() > 1;
+            for (index, item) in items.iter().enumerate() {
+                match Envelope::parse(item) {
+                    Ok(envelope) => {
+                        outcome.events.push(CanonicalEvent::new(&context, item, &envelope));
+                    }
+                    Err(err) => outcome.failures.push(Failure {
+                        stage: Stage::Envelope,
+                        reason: if many { format!("array element {index}: {err}") } else { err.to_string() },
+                        body: if many { item.to_string().into_bytes() } else { request.body.to_vec() },
+                    }),
+                }
+            }
+        }
+        Err(reason) => outcome.failures.push(Failure {
+            stage: Stage::Decode,
+            reason,
+            body: request.body.to_vec(),
+        }),
+    }
+    outcome
+}
+
+/// What the route adds to every event of a request.
+#[derive(Debug)]
+struct Context<'a> {
+    source: &'a str,
+    app_id: Option<String>,
+    platform: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn request(method: &str, path: &str, query: Option<&str>, ctype: &str, body: &str) -> RawRequest {
+        RawRequest {
+            received_at: chrono::Utc::now(),
+            source: "default".into(),
+            method: method.into(),
+            path: path.into(),
+            query: query.map(str::to_owned),
+            headers_json: "{}".into(),
+            remote_addr: None,
+            content_type: Some(ctype.into()).filter(|c: &String| !c.is_empty()),
+            body: Bytes::from(body.to_owned()),
+            body_sha256: String::new(),
+        }
+    }
+
+    const OPEN: &str = r#"{"email":"a@x.io","eventName":"emailOpen","dataFields":{"campaignId":7,"createdAt":"2016-12-02 20:21:04 +00:00"}}"#;
+
+    #[test]
+    fn one_object_is_one_event() {
+        let outcome = normalise(&request("POST", "/iterable/default", None, "application/json", OPEN));
+        assert_eq!(outcome.failures, vec![]);
+        let event = &outcome.events[0];
+        assert_eq!(event.event_name, "emailOpen");
+        assert_eq!(event.campaign_id, Some(7));
+        assert_eq!(event.created_at.as_deref(), Some("2016-12-02T20:21:04Z"));
+        assert_eq!((event.app_id.as_deref(), event.platform.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn array_elements_succeed_and_fail_one_by_one() {
+        let body = format!("[{OPEN}, 3, {{\"eventName\":\"emailClick\"}}]");
+        let outcome = normalise(&request("POST", "/iterable/default", None, "application/json", &body));
+        assert_eq!(outcome.events.len(), 2);
+        assert_eq!(outcome.failures.len(), 1);
+        assert_eq!(outcome.failures[0].stage, Stage::Envelope);
+        assert!(outcome.failures[0].reason.starts_with("array element 1:"));
+        assert_eq!(outcome.failures[0].body, b"3");
+    }
+
+    #[test]
+    fn malformed_json_is_a_decode_failure_keeping_the_body() {
+        let outcome = normalise(&request("POST", "/iterable/default", None, "application/json", "{oops"));
+        assert!(outcome.events.is_empty());
+        assert_eq!(outcome.failures[0].stage, Stage::Decode);
+        assert_eq!(outcome.failures[0].body, b"{oops");
+    }
+
+    #[test]
+    fn snowplow_get_turns_the_query_into_the_event() {
+        let query = "schema=iglu%3Acom.iterable%2Fsystem_webhook%2Fjsonschema%2F1-0-0&aid=shop&eventName=emailOpen&email=a%40x.io&campaignId=9";
+        let outcome = normalise(&request("GET", SNOWPLOW_PATH, Some(query), "", ""));
+        let event = &outcome.events[0];
+        assert_eq!(event.email.as_deref(), Some("a@x.io"));
+        assert_eq!(event.campaign_id, Some(9));
+        assert_eq!(event.app_id.as_deref(), Some("shop"));
+        assert_eq!(event.platform.as_deref(), Some("srv"));
+    }
+
+    #[test]
+    fn snowplow_form_body_is_one_event_of_strings() {
+        let body = "eventName=emailClick&email=b%40x.io&templateId=4";
+        let outcome = normalise(&request(
+            "POST",
+            SNOWPLOW_PATH,
+            Some("p=web"),
+            "application/x-www-form-urlencoded",
+            body,
+        ));
+        let event = &outcome.events[0];
+        assert_eq!((event.event_name.as_str(), event.template_id), ("emailClick", Some(4)));
+        assert_eq!(event.platform.as_deref(), Some("web"));
+    }
+}

@@ -1,0 +1,107 @@
+//! Route handlers: gather the request, check it, store it, answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::auth::authenticate;
+use super::request::Incoming;
+use super::{AppState, ReceiveError};
+use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
+use crate::pipeline;
+
+/// `POST /iterable/{source}`: Iterable's system webhooks.
+#[tracing::instrument(level = "debug", skip_all, fields(source = %source))]
+pub(super) async fn system_webhook(
+    State(state): State<Arc<AppState>>,
+    Path(source): Path<String>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ReceiveError> {
+    let incoming = Incoming { method, uri, headers, remote, body };
+    store(&state, &source, incoming).await
+}
+
+/// `GET|POST /com.snowplowanalytics.iglu/v1?schema=iglu:com.iterable/system_webhook/...`:
+/// the URL shape a Snowplow collector takes, so switching is a change of host name.
+#[tracing::instrument(level = "debug", skip_all)]
+pub(super) async fn snowplow(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ReceiveError> {
+    let source = state.config.server.snowplow_source.clone().ok_or(ReceiveError::SnowplowDisabled)?;
+    let schema = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "schema")
+        .map(|(_, value)| value.into_owned());
+    match schema {
+        Some(schema) if schema.starts_with(SNOWPLOW_SCHEMA_PREFIX) => {}
+        Some(schema) => {
+            return Err(ReceiveError::BadRequest(format!(
+                "unsupported schema `{schema}`: this path takes `{SNOWPLOW_SCHEMA_PREFIX}<version>`"
+            )));
+        }
+        None => {
+            return Err(ReceiveError::BadRequest(format!(
+                "the `schema` query parameter is missing: use `{SNOWPLOW_SCHEMA_PREFIX}1-0-0`"
+            )));
+        }
+    }
+    let incoming = Incoming { method, uri, headers, remote, body };
+    store(&state, &source, incoming).await
+}
+
+/// The path every webhook takes: source, limits, authentication, pipeline, spool.
+async fn store(
+    state: &AppState,
+    source_name: &str,
+    incoming: Incoming,
+) -> Result<Json<serde_json::Value>, ReceiveError> {
+    let source = state
+        .config
+        .source(source_name)
+        .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
+    let raw = incoming.into_raw(&source.name, state.config.server.max_body_bytes)?;
+    let accepted = authenticate(source, raw)?;
+    let outcome = pipeline::normalise(accepted.raw());
+    let (events, failed) = (outcome.events.len(), outcome.failures.len());
+    let receipt = state.spool.append(accepted, outcome).await?;
+    Ok(Json(json!({ "status": "stored", "seq": receipt.seq, "events": events, "failed": failed })))
+}
+
+/// `GET /healthz`: the process is alive and serving HTTP.
+pub(super) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+/// `GET /readyz`: 200 only while a request sent now would be stored.
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.spool.is_ready() {
+        Json(json!({ "status": "ready", "queued": state.spool.queued() })).into_response()
+    } else {
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": "the store is not accepting writes" })),
+        )
+            .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
+        response
+    }
+}
+
+pub(super) async fn not_found() -> ReceiveError {
+    ReceiveError::NotFound
+}

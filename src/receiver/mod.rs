@@ -1,0 +1,41 @@
+//! The HTTP side: routes, authentication, limits, and the one mapping from errors to statuses.
+//! It turns a request into an [`AcceptedRequest`] and hands it to the spool; it never answers
+//! 2xx before the spool has committed.
+
+mod auth;
+mod error;
+mod handlers;
+mod request;
+
+pub use auth::AcceptedRequest;
+pub use error::ReceiveError;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::config::Config;
+use crate::pipeline::SNOWPLOW_PATH;
+use crate::spool::Spool;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub spool: Spool,
+}
+
+/// All routes. Methods not listed get 405 with an `Allow` header.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    Router::new()
+        .route("/iterable/{source}", post(handlers::system_webhook))
+        .route(SNOWPLOW_PATH, get(handlers::snowplow).post(handlers::snowplow))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}

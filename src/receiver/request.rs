@@ -1,0 +1,98 @@
+//! Turning the parts of an HTTP request into the record the spool keeps.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::ReceiveError;
+use crate::pipeline::ContentKind;
+use crate::spool::{RawRequest, sha256_hex};
+
+/// Headers never stored: credentials and session state.
+const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+
+/// The parts of a request the receiver needs, gathered by the handlers.
+#[derive(Debug)]
+pub(super) struct Incoming {
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) headers: HeaderMap,
+    pub(super) remote: SocketAddr,
+    pub(super) body: Result<Bytes, BytesRejection>,
+}
+
+impl Incoming {
+    /// Builds the stored record, refusing bodies that are too large or of a type we cannot read.
+    pub(super) fn into_raw(self, source: &str, max_body: usize) -> Result<RawRequest, ReceiveError> {
+        let body = self.body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ReceiveError::TooLarge { limit: max_body }
+            } else {
+                ReceiveError::BodyRead(rejection)
+            }
+        })?;
+        let content_type = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        if !body.is_empty() && ContentKind::of(content_type.as_deref()) == ContentKind::Unsupported {
+            return Err(ReceiveError::UnsupportedMediaType(content_type.unwrap_or_default()));
+        }
+        Ok(RawRequest {
+            received_at: chrono::Utc::now(),
+            source: source.to_owned(),
+            method: self.method.as_str().to_owned(),
+            path: self.uri.path().to_owned(),
+            query: self.uri.query().map(str::to_owned),
+            headers_json: safe_headers_json(&self.headers),
+            remote_addr: Some(self.remote.ip().to_string()),
+            content_type,
+            body_sha256: sha256_hex(&body),
+            body,
+        })
+    }
+}
+
+/// The headers as a JSON object, names lower-case, repeated headers joined with `, `, and
+/// credentials left out.
+fn safe_headers_json(headers: &HeaderMap) -> String {
+    let mut kept = Map::new();
+    for (name, value) in headers {
+        if SECRET_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes());
+        match kept.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                kept.insert(name.as_str().to_owned(), Value::String(value.into_owned()));
+            }
+        }
+    }
+    Value::Object(kept).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn credentials_are_never_kept() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
+        headers.insert("cookie", HeaderValue::from_static("session=s3cret"));
+        headers.insert("user-agent", HeaderValue::from_static("Iterable"));
+        headers.append("x-tag", HeaderValue::from_static("a"));
+        headers.append("x-tag", HeaderValue::from_static("b"));
+        let json = safe_headers_json(&headers);
+        assert!(!json.contains("s3cret"), "{json}");
+        assert_eq!(json, r#"{"user-agent":"Iterable","x-tag":"a, b"}"#);
+    }
+}

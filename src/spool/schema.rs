@@ -1,0 +1,102 @@
+//! The tables of `hookhouse.db`, created and upgraded by numbered migrations recorded in
+//! SQLite's `user_version`. A migration is never edited once released; a change is a new one.
+
+use rusqlite::Connection;
+
+/// Migration `i` upgrades a database at version `i` to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the spool and the embedded sink's tables.
+    r#"
+    CREATE TABLE raw_requests (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so cursors only move on
+        received_at  TEXT    NOT NULL,                   -- RFC 3339 UTC, microseconds
+        source       TEXT    NOT NULL,
+        method       TEXT    NOT NULL,
+        path         TEXT    NOT NULL,
+        query        TEXT,
+        headers      TEXT    NOT NULL,                   -- JSON object, secrets removed
+        remote_addr  TEXT,
+        content_type TEXT,
+        body         BLOB    NOT NULL,
+        body_sha256  TEXT    NOT NULL
+    );
+    CREATE TABLE events (
+        event_id     TEXT    PRIMARY KEY,                -- hash of source + canonical event
+        raw_seq      INTEGER NOT NULL,                   -- the first request that carried it
+        source       TEXT    NOT NULL,
+        event_name   TEXT    NOT NULL,
+        email        TEXT,
+        user_id      TEXT,
+        created_at   TEXT,                               -- RFC 3339 UTC
+        received_at  TEXT    NOT NULL,
+        campaign_id  INTEGER,
+        template_id  INTEGER,
+        message_id   TEXT,
+        app_id       TEXT,
+        platform     TEXT,
+        data         TEXT    NOT NULL                    -- JSON of dataFields
+    );
+    CREATE TABLE failed_events (
+        id           INTEGER PRIMARY KEY,
+        raw_seq      INTEGER NOT NULL,
+        received_at  TEXT    NOT NULL,
+        stage        TEXT    NOT NULL,
+        reason       TEXT    NOT NULL,
+        body         BLOB    NOT NULL
+    );
+    CREATE INDEX failed_events_raw_seq ON failed_events (raw_seq);
+    "#,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "the database is at schema version {found}, newer than this hookhouse knows ({known}): \
+         upgrade hookhouse"
+    )]
+    TooNew { found: i64, known: usize },
+    #[error("failed to apply migration {version}")]
+    Apply {
+        version: usize,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("failed to read the schema version")]
+    Read(#[from] rusqlite::Error),
+}
+
+/// Brings the database up to the newest schema, one transaction per migration.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let current = usize::try_from(found).unwrap_or(usize::MAX);
+    if current > MIGRATIONS.len() {
+        return Err(MigrationError::TooNew { found, known: MIGRATIONS.len() });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = index + 1;
+        let apply = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version as i64)?;
+            tx.commit()
+        };
+        apply(conn).map_err(|source| MigrationError::Apply { version, source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_a_newer_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(migrate(&mut conn), Err(MigrationError::TooNew { found: 99, .. })));
+    }
+}

@@ -1,0 +1,177 @@
+//! The writer thread: the only connection that writes `hookhouse.db`. It runs on its own OS
+//! thread because SQLite calls block, and async code must not.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::{RawRequest, Receipt, Shared, SpoolError, schema};
+use crate::config::StoreConfig;
+use crate::pipeline::Outcome;
+use crate::sinks;
+
+/// How often a writer whose last commit failed checks whether the store is writable again,
+/// so readiness recovers without waiting for traffic.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+pub(super) struct Job {
+    pub(super) request: RawRequest,
+    pub(super) outcome: Outcome,
+    pub(super) reply: oneshot::Sender<Result<Receipt, SpoolError>>,
+}
+
+/// Joins the writer once every [`super::Spool`] handle is dropped and the queue is drained.
+#[derive(Debug)]
+pub struct WriterHandle {
+    thread: JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Blocks until the writer has committed everything queued and exited.
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("the spool writer thread panicked");
+        }
+    }
+}
+
+pub(super) fn start(
+    config: &StoreConfig,
+    shared: Arc<Shared>,
+) -> Result<(SyncSender<Job>, WriterHandle), SpoolError> {
+    let path = config.db_path();
+    let mut conn = open_connection(&path, config.busy_timeout).map_err(|source| {
+        SpoolError::Open { path: path.display().to_string(), source }
+    })?;
+    schema::migrate(&mut conn)
+        .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
+
+    let (queue, jobs) = sync_channel(config.max_queue_depth.get());
+    let max_batch = config.max_batch.get();
+    let thread = std::thread::Builder::new()
+        .name("spool-writer".to_owned())
+        .spawn(move || run(conn, jobs, shared, max_batch))
+        .map_err(|source| SpoolError::CreateDir { path: "spool writer thread".into(), source })?;
+    Ok((queue, WriterHandle { thread }))
+}
+
+fn open_connection(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // WAL is what lets readers (users' queries, sinks) run while the writer commits.
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "the store could not switch to WAL mode (got `{mode}`)"
+        )));
+    }
+    // FULL: the WAL is fsynced at every commit, so a 2xx survives a power loss, not only a crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(conn)
+}
+
+/// Drains the queue in batches until every sender is gone.
+fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    loop {
+        let first = if shared.writable.load(Ordering::Relaxed) {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        } else {
+            match jobs.recv_timeout(PROBE_INTERVAL) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    probe(&mut conn, &shared);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        commit_batch(&mut conn, &mut batch, &shared);
+    }
+}
+
+/// Writes one batch in one transaction and answers every request in it.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, shared: &Shared) {
+    match write_batch(conn, batch) {
+        Ok(seqs) => {
+            shared.writable.store(true, Ordering::Relaxed);
+            for (job, seq) in batch.drain(..).zip(seqs) {
+                // The client may have gone; its request is stored all the same.
+                let _ = job.reply.send(Ok(Receipt { seq }));
+            }
+        }
+        Err(err) => {
+            shared.writable.store(false, Ordering::Relaxed);
+            tracing::error!(
+                error = %err,
+                requests = batch.len(),
+                "failed to commit to the store; answering 503 so the senders retry"
+            );
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(SpoolError::WriteFailed));
+            }
+        }
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut seqs = Vec::with_capacity(batch.len());
+    {
+        let mut insert_raw = tx.prepare_cached(
+            "INSERT INTO raw_requests (received_at, source, method, path, query, headers, \
+             remote_addr, content_type, body, body_sha256) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for job in batch {
+            let request = &job.request;
+            let received_at = request.received_at_text();
+            insert_raw.execute(params![
+                received_at,
+                request.source,
+                request.method,
+                request.path,
+                request.query,
+                request.headers_json,
+                request.remote_addr,
+                request.content_type,
+                &request.body[..],
+                request.body_sha256,
+            ])?;
+            let seq = tx.last_insert_rowid();
+            sinks::sqlite::insert_outcome(&tx, seq, &received_at, &job.outcome)?;
+            seqs.push(seq);
+        }
+    }
+    tx.commit()?;
+    Ok(seqs)
+}
+
+/// Checks that a write transaction can be opened again after a failure.
+fn probe(conn: &mut Connection, shared: &Shared) {
+    let writable = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .and_then(|tx| tx.rollback())
+        .is_ok();
+    if writable {
+        tracing::info!("the store accepts writes again");
+        shared.writable.store(true, Ordering::Relaxed);
+    }
+}
