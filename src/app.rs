@@ -23,18 +23,29 @@ impl App {
     /// Opens the store and binds the listening socket; nothing is served until [`App::run`].
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let (spool, writer) = Spool::open(&config.store).with_context(|| {
-            format!("failed to open the store in `{}`", config.store.data_dir.display())
+            format!(
+                "failed to open the store in `{}`",
+                config.store.data_dir.display()
+            )
         })?;
         let listen = config.server.listen;
         let listener = TcpListener::bind(listen).await.with_context(|| {
-            format!("failed to listen on `{listen}`: choose another with --listen or `server.listen`")
+            format!(
+                "failed to listen on `{listen}`: choose another with --listen or `server.listen`"
+            )
         })?;
-        Ok(App { listener, state: Arc::new(AppState { config, spool }), writer })
+        Ok(App {
+            listener,
+            state: Arc::new(AppState { config, spool }),
+            writer,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         // A bound listener always has an address; fall back to the configured one regardless.
-        self.listener.local_addr().unwrap_or(self.state.config.server.listen)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.listen)
     }
 
     pub fn config(&self) -> &Config {
@@ -43,13 +54,23 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
     /// (each waits for its commit), and returns once the store has committed everything queued.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { listener, state, writer } = self;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App {
+            listener,
+            state,
+            writer,
+        } = self;
         let router = receiver::router(state);
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed")?;
         // The router, and with it the last handle to the spool, is dropped by now, so the
         // writer drains its queue and exits.
         tokio::task::spawn_blocking(move || writer.join())

@@ -9,7 +9,11 @@ use crate::config::{Config, Overrides};
 use crate::pipeline::SNOWPLOW_PATH;
 
 #[derive(Debug, Parser)]
-#[command(name = "hookhouse", version, about = "Receive Iterable webhooks, store every one durably")]
+#[command(
+    name = "hookhouse",
+    version,
+    about = "Receive Iterable webhooks, store every one durably"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -41,7 +45,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+    };
     let config = Config::load(args.config.as_deref(), &overrides)?;
     let app = App::build(config).await?;
     print_banner(&app);
@@ -61,7 +68,10 @@ fn print_banner(app: &App) {
         config.store.db_path().display()
     );
     for source in &config.sources {
-        text.push_str(&format!("    source `{}`: {base}/iterable/{}\n", source.name, source.name));
+        text.push_str(&format!(
+            "    source `{}`: {base}/iterable/{}\n",
+            source.name, source.name
+        ));
     }
     if let Some(source) = &config.server.snowplow_source {
         text.push_str(&format!(

@@ -157,9 +157,16 @@ impl Config {
             ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        let max_body_bytes = positive(&mut problems, "server.max_body_bytes", raw.server.max_body_bytes);
-        let max_queue_depth =
-            positive(&mut problems, "store.max_queue_depth", raw.store.max_queue_depth);
+        let max_body_bytes = positive(
+            &mut problems,
+            "server.max_body_bytes",
+            raw.server.max_body_bytes,
+        );
+        let max_queue_depth = positive(
+            &mut problems,
+            "store.max_queue_depth",
+            raw.store.max_queue_depth,
+        );
         let max_batch = positive(&mut problems, "store.max_batch", raw.store.max_batch);
 
         let mut sources: Vec<SourceConfig> = raw
@@ -168,7 +175,9 @@ impl Config {
             .map(|s| SourceConfig { name: s.name })
             .collect();
         if sources.is_empty() {
-            sources.push(SourceConfig { name: DEFAULT_SOURCE.to_owned() });
+            sources.push(SourceConfig {
+                name: DEFAULT_SOURCE.to_owned(),
+            });
         }
         let mut seen = HashSet::new();
         for source in &sources {
@@ -231,15 +240,20 @@ impl Config {
 }
 
 fn positive(problems: &mut Vec<String>, key: &str, value: u64) -> NonZeroUsize {
-    usize::try_from(value).ok().and_then(NonZeroUsize::new).unwrap_or_else(|| {
-        problems.push(format!("`{key}` must be a positive integer, not {value}"));
-        NonZeroUsize::MIN
-    })
+    usize::try_from(value)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .unwrap_or_else(|| {
+            problems.push(format!("`{key}` must be a positive integer, not {value}"));
+            NonZeroUsize::MIN
+        })
 }
 
 fn is_valid_source_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -257,11 +271,19 @@ mod tests {
     #[test]
     fn no_configuration_gives_one_default_source() {
         let config = from_toml("").unwrap();
-        assert_eq!(config.sources, vec![SourceConfig { name: "default".into() }]);
+        assert_eq!(
+            config.sources,
+            vec![SourceConfig {
+                name: "default".into()
+            }]
+        );
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.server.max_body_bytes, 1_048_576);
         assert_eq!(config.server.snowplow_source.as_deref(), Some("default"));
-        assert_eq!(config.store.db_path(), PathBuf::from("./hookhouse-data/hookhouse.db"));
+        assert_eq!(
+            config.store.db_path(),
+            PathBuf::from("./hookhouse-data/hookhouse.db")
+        );
     }
 
     #[test]
@@ -278,7 +300,13 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        for needle in ["server.listen", "max_body_bytes", "`Prod`", "configured twice", "`web`"] {
+        for needle in [
+            "server.listen",
+            "max_body_bytes",
+            "`Prod`",
+            "configured twice",
+            "`web`",
+        ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
     }
@@ -288,7 +316,8 @@ mod tests {
         let config = from_toml("[[sources]]\nname = \"prod\"\n").unwrap();
         assert_eq!(config.server.snowplow_source, None);
         let config =
-            from_toml("[server]\nsnowplow_source = \"prod\"\n[[sources]]\nname = \"prod\"\n").unwrap();
+            from_toml("[server]\nsnowplow_source = \"prod\"\n[[sources]]\nname = \"prod\"\n")
+                .unwrap();
         assert_eq!(config.server.snowplow_source.as_deref(), Some("prod"));
     }
 }

@@ -33,7 +33,9 @@ pub enum EnvelopeError {
 
 impl<'a> Envelope<'a> {
     pub fn parse(event: &'a Value) -> Result<Self, EnvelopeError> {
-        let object = event.as_object().ok_or(EnvelopeError::NotAnObject(kind(event)))?;
+        let object = event
+            .as_object()
+            .ok_or(EnvelopeError::NotAnObject(kind(event)))?;
         let event_name = match object.get("eventName") {
             None | Some(Value::Null) => return Err(EnvelopeError::MissingEventName),
             Some(Value::String(name)) if !name.trim().is_empty() => name.as_str(),
@@ -51,11 +53,16 @@ impl<'a> Envelope<'a> {
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         if let Some(nested) = nested {
-            data_fields.extend(nested.iter().map(|(key, value)| (key.clone(), value.clone())));
+            data_fields.extend(
+                nested
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone())),
+            );
         }
 
         let top_or_nested = |key: &str| {
-            non_empty_str(object.get(key)).or_else(|| nested.and_then(|n| non_empty_str(n.get(key))))
+            non_empty_str(object.get(key))
+                .or_else(|| nested.and_then(|n| non_empty_str(n.get(key))))
         };
         Ok(Envelope {
             event_name,
@@ -94,7 +101,10 @@ fn kind(value: &Value) -> &'static str {
 fn truncated(value: &Value) -> String {
     let mut text = value.to_string();
     if text.len() > 80 {
-        let cut = (0..=80).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=80)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         text.truncate(cut);
         text.push('…');
     }
@@ -124,7 +134,11 @@ mod tests {
         let envelope = Envelope::parse(&body).unwrap();
         assert_eq!(envelope.field("campaignId"), Some(&json!(2)));
         assert_eq!(envelope.str_field("url"), Some("https://a"));
-        assert_eq!(envelope.email, Some("b@x.io"), "email falls back to dataFields.email");
+        assert_eq!(
+            envelope.email,
+            Some("b@x.io"),
+            "email falls back to dataFields.email"
+        );
     }
 
     #[test]
@@ -137,8 +151,14 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_an_event() {
-        assert_eq!(Envelope::parse(&json!([1])), Err(EnvelopeError::NotAnObject("array")));
-        assert_eq!(Envelope::parse(&json!({"email": "a"})), Err(EnvelopeError::MissingEventName));
+        assert_eq!(
+            Envelope::parse(&json!([1])),
+            Err(EnvelopeError::NotAnObject("array"))
+        );
+        assert_eq!(
+            Envelope::parse(&json!({"email": "a"})),
+            Err(EnvelopeError::MissingEventName)
+        );
         assert!(matches!(
             Envelope::parse(&json!({"eventName": 5})),
             Err(EnvelopeError::BadEventName(_))

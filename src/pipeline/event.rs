@@ -24,8 +24,12 @@ pub struct CanonicalEvent {
     /// `dataFields` (merged with any flattened fields) as JSON text.
     pub data: String,
     /// Only the normaliser constructs events, so every row went through it.
-    _sealed: (),
+    sealed: Sealed,
 }
+
+/// A private token: code outside this module cannot build a [`CanonicalEvent`].
+#[derive(Debug, Clone, PartialEq)]
+struct Sealed;
 
 impl CanonicalEvent {
     pub(super) fn new(context: &Context<'_>, raw: &Value, envelope: &Envelope<'_>) -> Self {
@@ -52,7 +56,7 @@ impl CanonicalEvent {
             app_id: context.app_id.clone(),
             platform: context.platform.clone(),
             data: serde_json::to_string(&envelope.data_fields).unwrap_or_else(|_| "{}".to_owned()),
-            _sealed: (),
+            sealed: Sealed,
         }
     }
 }

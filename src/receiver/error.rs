@@ -32,9 +32,9 @@ pub enum ReceiveError {
 impl ReceiveError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ReceiveError::UnknownSource(_) | ReceiveError::SnowplowDisabled | ReceiveError::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ReceiveError::UnknownSource(_)
+            | ReceiveError::SnowplowDisabled
+            | ReceiveError::NotFound => StatusCode::NOT_FOUND,
             ReceiveError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -63,13 +63,17 @@ impl IntoResponse for ReceiveError {
             tracing::debug!(error = %self, status = status.as_u16(), "request refused");
         }
         let message = match &self {
-            ReceiveError::Spool(SpoolError::Overloaded) => "the store is busy, retry later".to_owned(),
+            ReceiveError::Spool(SpoolError::Overloaded) => {
+                "the store is busy, retry later".to_owned()
+            }
             ReceiveError::Spool(_) => "the request could not be stored, retry later".to_owned(),
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
         if let Some(seconds) = self.retry_after() {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

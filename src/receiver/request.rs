@@ -12,7 +12,12 @@ use crate::pipeline::ContentKind;
 use crate::spool::{RawRequest, sha256_hex};
 
 /// Headers never stored: credentials and session state.
-const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+const SECRET_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 
 /// The parts of a request the receiver needs, gathered by the handlers.
 #[derive(Debug)]
@@ -26,7 +31,11 @@ pub(super) struct Incoming {
 
 impl Incoming {
     /// Builds the stored record, refusing bodies that are too large or of a type we cannot read.
-    pub(super) fn into_raw(self, source: &str, max_body: usize) -> Result<RawRequest, ReceiveError> {
+    pub(super) fn into_raw(
+        self,
+        source: &str,
+        max_body: usize,
+    ) -> Result<RawRequest, ReceiveError> {
         let body = self.body.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ReceiveError::TooLarge { limit: max_body }
@@ -38,8 +47,11 @@ impl Incoming {
             .headers
             .get(header::CONTENT_TYPE)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        if !body.is_empty() && ContentKind::of(content_type.as_deref()) == ContentKind::Unsupported {
-            return Err(ReceiveError::UnsupportedMediaType(content_type.unwrap_or_default()));
+        if !body.is_empty() && ContentKind::of(content_type.as_deref()) == ContentKind::Unsupported
+        {
+            return Err(ReceiveError::UnsupportedMediaType(
+                content_type.unwrap_or_default(),
+            ));
         }
         Ok(RawRequest {
             received_at: chrono::Utc::now(),

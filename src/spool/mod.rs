@@ -27,7 +27,6 @@ pub use record::{RawRequest, format_time, sha256_hex};
 pub use schema::MigrationError;
 pub use writer::WriterHandle;
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -111,7 +110,11 @@ impl Spool {
         outcome: Outcome,
     ) -> Result<Receipt, SpoolError> {
         let (reply, receipt) = oneshot::channel();
-        let job = writer::Job { request: request.into_raw(), outcome, reply };
+        let job = writer::Job {
+            request: request.into_raw(),
+            outcome,
+            reply,
+        };
         // Count before sending so the writer's decrement can never run first.
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(job) {

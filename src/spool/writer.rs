@@ -45,18 +45,25 @@ pub(super) fn start(
     shared: Arc<Shared>,
 ) -> Result<(SyncSender<Job>, WriterHandle), SpoolError> {
     let path = config.db_path();
-    let mut conn = open_connection(&path, config.busy_timeout).map_err(|source| {
-        SpoolError::Open { path: path.display().to_string(), source }
+    let mut conn =
+        open_connection(&path, config.busy_timeout).map_err(|source| SpoolError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+    schema::migrate(&mut conn).map_err(|source| SpoolError::Migrate {
+        path: path.display().to_string(),
+        source,
     })?;
-    schema::migrate(&mut conn)
-        .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
 
     let (queue, jobs) = sync_channel(config.max_queue_depth.get());
     let max_batch = config.max_batch.get();
     let thread = std::thread::Builder::new()
         .name("spool-writer".to_owned())
         .spawn(move || run(conn, jobs, shared, max_batch))
-        .map_err(|source| SpoolError::CreateDir { path: "spool writer thread".into(), source })?;
+        .map_err(|source| SpoolError::CreateDir {
+            path: "spool writer thread".into(),
+            source,
+        })?;
     Ok((queue, WriterHandle { thread }))
 }
 

@@ -1,0 +1,112 @@
+//! `spawn_app()`: a real hookhouse on a random port with a temporary data directory, and typed
+//! helpers to post webhooks and read the store.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hookhouse::app::App;
+use hookhouse::config::Config;
+use rusqlite::{Connection, OpenFlags};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub data_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts hookhouse with the default configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts hookhouse after `adjust` has changed the default configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::with_data_dir(data_dir.path());
+    adjust(&mut config);
+    let app = App::build(config).await.expect("app builds");
+    let addr = app.local_addr();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stop.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        data_dir,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.path().join("hookhouse.db")
+    }
+
+    /// Posts a JSON body to `/iterable/default`.
+    pub async fn post_webhook(&self, body: &str) -> reqwest::Response {
+        self.post("/iterable/default", "application/json", body)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, content_type: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A read-only connection to the store, as a user's query tool would open it.
+    pub fn db(&self) -> Connection {
+        Connection::open_with_flags(self.db_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("store opens")
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db()
+            .query_row(sql, [], |row| row.get(0))
+            .expect("count query")
+    }
+
+    /// Stops accepting, waits for in-flight commits, and hands back the data directory so
+    /// the store can be read after the server is gone.
+    pub async fn stop(mut self) -> anyhow::Result<TempDir> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task")?;
+        }
+        Ok(self.data_dir)
+    }
+}
+
+/// A realistic emailOpen body in Iterable's real nested shape.
+pub fn email_open(message_id: &str) -> String {
+    format!(
+        r#"{{"email":"ada@example.com","eventName":"emailOpen","dataFields":{{"email":"ada@example.com","createdAt":"2016-12-02 20:21:04 +00:00","campaignId":12345,"templateId":67890,"messageId":"{message_id}","emailId":"c12345:t67890:ada@example.com","userAgent":"Mozilla/5.0","ip":"203.0.113.7","city":"Paris","country":"FR"}}}}"#
+    )
+}
