@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the request path allocates many small JSON nodes and buffers across threads,
+/// where it measured faster than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = hookhouse::cli::Cli::parse();
     tracing_subscriber::fmt()

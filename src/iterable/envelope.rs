@@ -1,5 +1,7 @@
 //! The envelope of one Iterable event: `email`, `userId`, `eventName` and `dataFields`.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// Top-level keys that belong to the envelope itself; any other top-level key is an event field
@@ -15,8 +17,9 @@ pub struct Envelope<'a> {
     /// The top-level `userId`, else `dataFields.userId`.
     pub user_id: Option<&'a str>,
     /// Every event field: `dataFields` merged over any flattened top-level fields
-    /// (`dataFields` wins, as it is where Iterable really puts them).
-    pub data_fields: Map<String, Value>,
+    /// (`dataFields` wins, as it is where Iterable really puts them). Borrowed in the common
+    /// case of a real body, which has nothing to merge.
+    pub data_fields: Cow<'a, Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,18 +50,28 @@ impl<'a> Envelope<'a> {
             Some(other) => return Err(EnvelopeError::BadDataFields(kind(other))),
         };
 
-        let mut data_fields: Map<String, Value> = object
-            .iter()
-            .filter(|(key, _)| !ENVELOPE_KEYS.contains(&key.as_str()))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        if let Some(nested) = nested {
-            data_fields.extend(
-                nested
+        let flattened = object
+            .keys()
+            .any(|key| !ENVELOPE_KEYS.contains(&key.as_str()));
+        let data_fields = match nested {
+            Some(nested) if !flattened => Cow::Borrowed(nested),
+            None if !flattened => Cow::Owned(Map::new()),
+            _ => {
+                let mut merged: Map<String, Value> = object
                     .iter()
-                    .map(|(key, value)| (key.clone(), value.clone())),
-            );
-        }
+                    .filter(|(key, _)| !ENVELOPE_KEYS.contains(&key.as_str()))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect();
+                if let Some(nested) = nested {
+                    merged.extend(
+                        nested
+                            .iter()
+                            .map(|(key, value)| (key.clone(), value.clone())),
+                    );
+                }
+                Cow::Owned(merged)
+            }
+        };
 
         let top_or_nested = |key: &str| {
             non_empty_str(object.get(key))

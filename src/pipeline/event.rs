@@ -55,7 +55,8 @@ impl CanonicalEvent {
             message_id: envelope.str_field("messageId").map(str::to_owned),
             app_id: context.app_id.clone(),
             platform: context.platform.clone(),
-            data: serde_json::to_string(&envelope.data_fields).unwrap_or_else(|_| "{}".to_owned()),
+            data: serde_json::to_string(envelope.data_fields.as_ref())
+                .unwrap_or_else(|_| "{}".to_owned()),
             sealed: Sealed,
         }
     }

@@ -19,6 +19,7 @@
 //! It does not decide what a request means (the pipeline does) nor who may send one
 //! (the receiver does: only an [`AcceptedRequest`] can be appended).
 
+mod checkpointer;
 mod record;
 mod schema;
 mod writer;
@@ -62,6 +63,12 @@ pub enum SpoolError {
         path: String,
         #[source]
         source: MigrationError,
+    },
+    #[error("failed to start the `{name}` thread")]
+    Thread {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     #[error("the store's write queue is full")]
     Overloaded,

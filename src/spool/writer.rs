@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use super::checkpointer::Checkpointer;
 use super::{RawRequest, Receipt, Shared, SpoolError, schema};
 use crate::config::StoreConfig;
 use crate::pipeline::Outcome;
@@ -18,6 +19,9 @@ use crate::sinks;
 /// How often a writer whose last commit failed checks whether the store is writable again,
 /// so readiness recovers without waiting for traffic.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// WAL length (4 KiB pages) past which the writer completes a checkpoint itself.
+const WAL_CATCH_UP_PAGES: i64 = 8_192;
 
 pub(super) struct Job {
     pub(super) request: RawRequest,
@@ -55,11 +59,16 @@ pub(super) fn start(
         source,
     })?;
 
+    let checkpointer = Checkpointer::start(&path)?;
+
     let (queue, jobs) = sync_channel(config.max_queue_depth.get());
     let max_batch = config.max_batch.get();
     let thread = std::thread::Builder::new()
         .name("spool-writer".to_owned())
-        .spawn(move || run(conn, jobs, shared, max_batch))
+        .spawn(move || {
+            run(conn, jobs, shared, max_batch);
+            checkpointer.stop();
+        })
         .map_err(|source| SpoolError::CreateDir {
             path: "spool writer thread".into(),
             source,
@@ -79,6 +88,12 @@ fn open_connection(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::
     // FULL: the WAL is fsynced at every commit, so a 2xx survives a power loss, not only a crash.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(busy_timeout)?;
+    // The checkpointer thread copies WAL frames into the database in the background. Under
+    // sustained load it never sees the whole WAL copied, and only then can the WAL be reused;
+    // so once the WAL passes 32 MiB the writer finishes the (by then short) remainder itself.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CATCH_UP_PAGES)?;
+    // Keep a WAL that was once large from holding its disk space after it is reset.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
 }
