@@ -15,11 +15,6 @@ use super::SpoolError;
 /// How often committed frames are copied into the database file.
 const INTERVAL: Duration = Duration::from_millis(50);
 
-/// A WAL longer than this (in 4 KiB pages, so 64 MiB) is restarted: a passive checkpoint never
-/// blocks the writer, but under sustained load it may never see the whole WAL copied, and the
-/// WAL can only be reused once it has been.
-const RESTART_AT_FRAMES: i64 = 16_384;
-
 /// Runs until `stop` is set, then does a last full checkpoint.
 pub(super) struct Checkpointer {
     stop: Arc<AtomicBool>,
