@@ -33,18 +33,18 @@ struct Sealed;
 
 impl CanonicalEvent {
     pub(super) fn new(context: &Context<'_>, raw: &Value, envelope: &Envelope<'_>) -> Self {
-        let created_at = envelope
+        let created = envelope
             .field("createdAt")
-            .and_then(|value| parse_timestamp(value).ok())
-            .map(|time| {
-                if time.timestamp_subsec_nanos() == 0 {
-                    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                } else {
-                    format_time(&time)
-                }
-            });
+            .and_then(|value| parse_timestamp(value).ok());
+        let created_at = created.map(|time| {
+            if time.timestamp_subsec_nanos() == 0 {
+                time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            } else {
+                format_time(&time)
+            }
+        });
         CanonicalEvent {
-            event_id: EventId::derive(context.source, raw),
+            event_id: EventId::derive(context.source, raw, created),
             source: context.source.to_owned(),
             event_name: envelope.event_name.to_owned(),
             email: envelope.email.map(str::to_owned),
