@@ -124,7 +124,11 @@ async fn a_system_webhook_is_stored_with_its_event_row() {
             },
         )
         .unwrap();
-    assert_eq!(row.0.len(), 32);
+    assert_eq!(row.0.len(), 42);
+    assert!(
+        row.0.starts_with(&format!("{:010x}", 1_480_710_064)),
+        "id starts with createdAt"
+    );
     assert_eq!(row.1, seq);
     assert_eq!(
         (row.2.as_str(), row.3.as_str()),
