@@ -13,17 +13,13 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let listen = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    let addr: SocketAddr = listen
-        .parse()
-        .with_context(|| format!("invalid listen address `{listen}`"))?;
+    let listen = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let addr: SocketAddr =
+        listen.parse().with_context(|| format!("invalid listen address `{listen}`"))?;
 
     let app = Router::new().route("/iterable/{source}", post(receive));
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("failed to bind `{addr}`"))?;
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("failed to bind `{addr}`"))?;
     eprintln!("ceiling listening on {}", listener.local_addr()?);
 
     axum::serve(listener, app)

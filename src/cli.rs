@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::app::{App, shutdown_signal};
@@ -45,14 +46,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir,
-    };
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
     let config = Config::load(args.config.as_deref(), &overrides)?;
+    let shutdown = shutdown_signal().context("failed to install the signal handlers")?;
     let app = App::build(config).await?;
     print_banner(&app);
-    app.run(shutdown_signal()).await?;
+    app.run(shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -68,10 +67,7 @@ fn print_banner(app: &App) {
         config.store.db_path().display()
     );
     for source in &config.sources {
-        text.push_str(&format!(
-            "    source `{}`: {base}/iterable/{}\n",
-            source.name, source.name
-        ));
+        text.push_str(&format!("    source `{}`: {base}/iterable/{}\n", source.name, source.name));
     }
     if let Some(source) = &config.server.snowplow_source {
         text.push_str(&format!(

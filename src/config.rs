@@ -31,6 +31,8 @@ pub struct RawServer {
     pub max_body_bytes: u64,
     /// The source that requests on the Snowplow-compatible path belong to.
     pub snowplow_source: String,
+    /// How long a shutdown waits for open connections before closing them.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for RawServer {
@@ -39,6 +41,7 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".to_owned(),
             max_body_bytes: 1024 * 1024,
             snowplow_source: DEFAULT_SOURCE.to_owned(),
+            shutdown_timeout_secs: 30,
         }
     }
 }
@@ -92,6 +95,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub snowplow_source: Option<String>,
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -115,8 +119,6 @@ pub struct SourceConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("failed to read configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
     #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
     Invalid(Vec<String>),
 }
@@ -135,8 +137,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("HOOKHOUSE_").split("__"));
-        let mut raw: RawConfig = figment.extract().map_err(Box::new)?;
+        // `HOOKHOUSE_LOG` is the log filter, read by `main`, not a configuration key.
+        figment = figment.merge(Env::prefixed("HOOKHOUSE_").ignore(&["LOG"]).split("__"));
+        let mut raw: RawConfig = figment.extract().map_err(load_error)?;
         if let Some(listen) = &overrides.listen {
             raw.server.listen.clone_from(listen);
         }
@@ -157,27 +160,16 @@ impl Config {
             ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        let max_body_bytes = positive(
-            &mut problems,
-            "server.max_body_bytes",
-            raw.server.max_body_bytes,
-        );
-        let max_queue_depth = positive(
-            &mut problems,
-            "store.max_queue_depth",
-            raw.store.max_queue_depth,
-        );
+        let max_body_bytes =
+            positive(&mut problems, "server.max_body_bytes", raw.server.max_body_bytes);
+        let max_queue_depth =
+            positive(&mut problems, "store.max_queue_depth", raw.store.max_queue_depth);
         let max_batch = positive(&mut problems, "store.max_batch", raw.store.max_batch);
 
-        let mut sources: Vec<SourceConfig> = raw
-            .sources
-            .into_iter()
-            .map(|s| SourceConfig { name: s.name })
-            .collect();
+        let mut sources: Vec<SourceConfig> =
+            raw.sources.into_iter().map(|s| SourceConfig { name: s.name }).collect();
         if sources.is_empty() {
-            sources.push(SourceConfig {
-                name: DEFAULT_SOURCE.to_owned(),
-            });
+            sources.push(SourceConfig { name: DEFAULT_SOURCE.to_owned() });
         }
         let mut seen = HashSet::new();
         for source in &sources {
@@ -214,6 +206,7 @@ impl Config {
                 listen,
                 max_body_bytes: max_body_bytes.get(),
                 snowplow_source,
+                shutdown_timeout: Duration::from_secs(raw.server.shutdown_timeout_secs),
             },
             store: StoreConfig {
                 data_dir: raw.store.data_dir,
@@ -239,14 +232,36 @@ impl Config {
     }
 }
 
-fn positive(problems: &mut Vec<String>, key: &str, value: u64) -> NonZeroUsize {
-    usize::try_from(value)
-        .ok()
-        .and_then(NonZeroUsize::new)
-        .unwrap_or_else(|| {
-            problems.push(format!("`{key}` must be a positive integer, not {value}"));
-            NonZeroUsize::MIN
+/// Figment's errors name keys with its profile (`default.server.x`) and repeat themselves in
+/// their source chain; this gives one line per problem: what, which key, from where.
+fn load_error(err: figment::Error) -> ConfigError {
+    let problems = err
+        .into_iter()
+        .map(|err| {
+            let path = match err.path.split_first() {
+                Some((first, rest))
+                    if err.profile.as_ref().is_some_and(|p| p.as_str() == first) =>
+                {
+                    rest.join(".")
+                }
+                _ => err.path.join("."),
+            };
+            let origin = err.metadata.as_ref().map(|meta| match &meta.source {
+                Some(source) => format!(" (in {} `{source}`)", meta.name),
+                None => format!(" (in {})", meta.name),
+            });
+            let key = if path.is_empty() { String::new() } else { format!(" at `{path}`") };
+            format!("{}{key}{}", err.kind, origin.unwrap_or_default())
         })
+        .collect();
+    ConfigError::Invalid(problems)
+}
+
+fn positive(problems: &mut Vec<String>, key: &str, value: u64) -> NonZeroUsize {
+    usize::try_from(value).ok().and_then(NonZeroUsize::new).unwrap_or_else(|| {
+        problems.push(format!("`{key}` must be a positive integer, not {value}"));
+        NonZeroUsize::MIN
+    })
 }
 
 fn is_valid_source_name(name: &str) -> bool {
@@ -264,26 +279,18 @@ mod tests {
         let raw: RawConfig = Figment::from(Serialized::defaults(RawConfig::default()))
             .merge(Toml::string(text))
             .extract()
-            .map_err(Box::new)?;
+            .map_err(load_error)?;
         Config::validate(raw)
     }
 
     #[test]
     fn no_configuration_gives_one_default_source() {
         let config = from_toml("").unwrap();
-        assert_eq!(
-            config.sources,
-            vec![SourceConfig {
-                name: "default".into()
-            }]
-        );
+        assert_eq!(config.sources, vec![SourceConfig { name: "default".into() }]);
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.server.max_body_bytes, 1_048_576);
         assert_eq!(config.server.snowplow_source.as_deref(), Some("default"));
-        assert_eq!(
-            config.store.db_path(),
-            PathBuf::from("./hookhouse-data/hookhouse.db")
-        );
+        assert_eq!(config.store.db_path(), PathBuf::from("./hookhouse-data/hookhouse.db"));
     }
 
     #[test]
@@ -300,13 +307,7 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        for needle in [
-            "server.listen",
-            "max_body_bytes",
-            "`Prod`",
-            "configured twice",
-            "`web`",
-        ] {
+        for needle in ["server.listen", "max_body_bytes", "`Prod`", "configured twice", "`web`"] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
     }

@@ -34,10 +34,7 @@ async fn a_system_webhook_is_stored_with_its_event_row() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
-    assert_eq!(
-        (answer["status"].as_str(), answer["events"].as_i64()),
-        (Some("stored"), Some(1))
-    );
+    assert_eq!((answer["status"].as_str(), answer["events"].as_i64()), (Some("stored"), Some(1)));
 
     let db = app.db();
     let (seq, source, method, path, query, headers, remote, ctype, stored_body, sha): (
@@ -85,25 +82,13 @@ async fn a_system_webhook_is_stored_with_its_event_row() {
     let headers: Value = serde_json::from_str(&headers).unwrap();
     assert_eq!(headers["x-iterable-tag"], "kept");
     assert!(headers.get("authorization").is_none() && headers.get("cookie").is_none());
-    let received_at: String = db
-        .query_row("SELECT received_at FROM raw_requests", [], |r| r.get(0))
-        .unwrap();
+    let received_at: String =
+        db.query_row("SELECT received_at FROM raw_requests", [], |r| r.get(0)).unwrap();
     assert!(
         chrono::DateTime::parse_from_rfc3339(&received_at).is_ok() && received_at.ends_with('Z')
     );
 
-    let row: (
-        String,
-        i64,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        String,
-        String,
-        String,
-    ) = db
+    let row: (String, i64, String, String, String, i64, i64, String, String, String) = db
         .query_row(
             "SELECT event_id, raw_seq, event_name, email, created_at, campaign_id, template_id, \
              message_id, received_at, data FROM events",
@@ -125,15 +110,9 @@ async fn a_system_webhook_is_stored_with_its_event_row() {
         )
         .unwrap();
     assert_eq!(row.0.len(), 42);
-    assert!(
-        row.0.starts_with(&format!("{:010x}", 1_480_710_064)),
-        "id starts with createdAt"
-    );
+    assert!(row.0.starts_with(&format!("{:010x}", 1_480_710_064)), "id starts with createdAt");
     assert_eq!(row.1, seq);
-    assert_eq!(
-        (row.2.as_str(), row.3.as_str()),
-        ("emailOpen", "ada@example.com")
-    );
+    assert_eq!((row.2.as_str(), row.3.as_str()), ("emailOpen", "ada@example.com"));
     assert_eq!(row.4, "2016-12-02T20:21:04Z");
     assert_eq!((row.5, row.6), (12345, 67890));
     assert_eq!(row.7, "0123456789abcdef0123456789abcdef");
@@ -155,11 +134,7 @@ async fn a_resent_body_adds_a_raw_request_but_no_event() {
     }
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 3);
     assert_eq!(app.count("SELECT count(*) FROM events"), 1);
-    assert_eq!(
-        app.count("SELECT raw_seq FROM events"),
-        1,
-        "the first request keeps the event"
-    );
+    assert_eq!(app.count("SELECT raw_seq FROM events"), 1, "the first request keeps the event");
     app.stop().await.unwrap();
 }
 
@@ -178,18 +153,12 @@ async fn hundreds_of_concurrent_posts_are_all_acknowledged_and_stored() {
                 .map(|r| r.status().as_u16())
         })
     });
-    let statuses: Vec<u16> = futures_join(posts.collect())
-        .await
-        .into_iter()
-        .map(|s| s.unwrap())
-        .collect();
+    let statuses: Vec<u16> =
+        futures_join(posts.collect()).await.into_iter().map(|s| s.unwrap()).collect();
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 500);
     assert_eq!(app.count("SELECT count(*) FROM events"), 500);
-    assert_eq!(
-        app.count("SELECT count(DISTINCT seq) FROM raw_requests"),
-        500
-    );
+    assert_eq!(app.count("SELECT count(DISTINCT seq) FROM raw_requests"), 500);
     app.stop().await.unwrap();
 }
 
@@ -204,19 +173,11 @@ async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
 #[tokio::test]
 async fn an_array_body_is_several_events() {
     let app = spawn_app().await;
-    let body = format!(
-        "[{},{},{}]",
-        email_open("a1"),
-        email_open("a2"),
-        email_open("a3")
-    );
+    let body = format!("[{},{},{}]", email_open("a1"), email_open("a2"), email_open("a3"));
     let answer: Value = app.post_webhook(&body).await.json().await.unwrap();
     assert_eq!(answer["events"], 3);
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 1);
-    assert_eq!(
-        app.count("SELECT count(*) FROM events WHERE raw_seq = 1"),
-        3
-    );
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE raw_seq = 1"), 3);
     app.stop().await.unwrap();
 }
 
@@ -227,10 +188,7 @@ async fn a_body_over_the_limit_is_413_and_not_stored() {
     let response = app.post_webhook(&big).await;
     assert_eq!(response.status(), 413);
     let answer: Value = response.json().await.unwrap();
-    assert!(
-        answer["error"].as_str().unwrap().contains("1024"),
-        "{answer}"
-    );
+    assert!(answer["error"].as_str().unwrap().contains("1024"), "{answer}");
     assert_eq!(app.post_webhook(&email_open("small")).await.status(), 200);
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 1);
     app.stop().await.unwrap();
@@ -239,22 +197,14 @@ async fn a_body_over_the_limit_is_413_and_not_stored() {
 #[tokio::test]
 async fn malformed_json_is_acknowledged_and_kept_as_a_failure() {
     let app = spawn_app().await;
-    let response = app
-        .post_webhook(r#"{"eventName": "emailOpen", "dataFields": {"#)
-        .await;
-    assert_eq!(
-        response.status(),
-        200,
-        "a retry cannot repair it, so it is acknowledged"
-    );
+    let response = app.post_webhook(r#"{"eventName": "emailOpen", "dataFields": {"#).await;
+    assert_eq!(response.status(), 200, "a retry cannot repair it, so it is acknowledged");
     assert_eq!(response.json::<Value>().await.unwrap()["failed"], 1);
     let (seq, stage, reason, body): (i64, String, String, Vec<u8>) = app
         .db()
-        .query_row(
-            "SELECT raw_seq, stage, reason, body FROM failed_events",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .query_row("SELECT raw_seq, stage, reason, body FROM failed_events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .unwrap();
     assert_eq!((seq, stage.as_str()), (1, "decode"));
     assert!(reason.contains("not valid JSON"), "{reason}");
@@ -267,22 +217,12 @@ async fn malformed_json_is_acknowledged_and_kept_as_a_failure() {
 #[tokio::test]
 async fn an_object_without_event_name_is_kept_as_a_failure() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.post_webhook(r#"{"email":"a@x.io","dataFields":{}}"#)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post_webhook(r#"{"email":"a@x.io","dataFields":{}}"#).await.status(), 200);
     let (stage, reason): (String, String) = app
         .db()
-        .query_row("SELECT stage, reason FROM failed_events", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row("SELECT stage, reason FROM failed_events", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
-    assert_eq!(
-        (stage.as_str(), reason.as_str()),
-        ("envelope", "the event has no `eventName`")
-    );
+    assert_eq!((stage.as_str(), reason.as_str()), ("envelope", "the event has no `eventName`"));
     app.stop().await.unwrap();
 }
 
@@ -292,29 +232,10 @@ async fn refusals_have_the_right_status_and_store_nothing() {
     let get = app.get("/iterable/default").await;
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
-    assert_eq!(
-        app.client
-            .put(app.url(SNOWPLOW))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        405
-    );
-    assert_eq!(
-        app.post("/iterable/unknown", "application/json", "{}")
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(app.client.put(app.url(SNOWPLOW)).send().await.unwrap().status(), 405);
+    assert_eq!(app.post("/iterable/unknown", "application/json", "{}").await.status(), 404);
     assert_eq!(app.get("/nowhere").await.status(), 404);
-    let multipart = app
-        .post(
-            "/iterable/default",
-            "multipart/form-data; boundary=x",
-            "--x--",
-        )
-        .await;
+    let multipart = app.post("/iterable/default", "multipart/form-data; boundary=x", "--x--").await;
     assert_eq!(multipart.status(), 415);
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
     app.stop().await.unwrap();
@@ -324,42 +245,17 @@ async fn refusals_have_the_right_status_and_store_nothing() {
 async fn the_snowplow_path_takes_json_form_and_query_events() {
     let app = spawn_app().await;
     let json = app
-        .post(
-            &format!("{SNOWPLOW}&aid=shop&p=web"),
-            "application/json",
-            &email_open("sp1"),
-        )
+        .post(&format!("{SNOWPLOW}&aid=shop&p=web"), "application/json", &email_open("sp1"))
         .await;
     assert_eq!(json.status(), 200);
     let array = format!("[{},{}]", email_open("sp2"), email_open("sp3"));
-    assert_eq!(
-        app.post(SNOWPLOW, "application/json; charset=utf-8", &array)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post(SNOWPLOW, "application/json; charset=utf-8", &array).await.status(), 200);
     let form = "eventName=emailClick&email=form%40x.io&campaignId=77&url=https%3A%2F%2Fx.io";
-    assert_eq!(
-        app.post(SNOWPLOW, "application/x-www-form-urlencoded", form)
-            .await
-            .status(),
-        200
-    );
-    let get = app
-        .get(&format!(
-            "{SNOWPLOW}&eventName=emailBounce&email=get%40x.io&aid="
-        ))
-        .await;
+    assert_eq!(app.post(SNOWPLOW, "application/x-www-form-urlencoded", form).await.status(), 200);
+    let get = app.get(&format!("{SNOWPLOW}&eventName=emailBounce&email=get%40x.io&aid=")).await;
     assert_eq!(get.status(), 200);
 
-    type Row = (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        String,
-    );
+    type Row = (String, Option<String>, Option<String>, Option<String>, Option<i64>, String);
     let rows: Vec<Row> = {
         let db = app.db();
         let mut stmt = db
@@ -369,14 +265,7 @@ async fn the_snowplow_path_takes_json_form_and_query_events() {
             )
             .unwrap();
         stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })
         .unwrap()
         .map(Result::unwrap)
@@ -385,10 +274,7 @@ async fn the_snowplow_path_takes_json_form_and_query_events() {
     assert_eq!(rows.len(), 5, "{rows:?}");
     assert_eq!(rows[0].2.as_deref(), Some("shop"));
     assert_eq!(rows[0].3.as_deref(), Some("web"));
-    assert!(
-        rows[1..].iter().all(|r| r.3.as_deref() == Some("srv")),
-        "platform defaults to srv"
-    );
+    assert!(rows[1..].iter().all(|r| r.3.as_deref() == Some("srv")), "platform defaults to srv");
     assert_eq!(
         (rows[3].0.as_str(), rows[3].1.as_deref(), rows[3].4),
         ("emailClick", Some("form@x.io"), Some(77))
@@ -406,17 +292,12 @@ async fn the_snowplow_path_takes_json_form_and_query_events() {
 #[tokio::test]
 async fn the_snowplow_path_refuses_a_missing_or_foreign_schema() {
     let app = spawn_app().await;
-    let missing = app
-        .post("/com.snowplowanalytics.iglu/v1", "application/json", "{}")
-        .await;
+    let missing = app.post("/com.snowplowanalytics.iglu/v1", "application/json", "{}").await;
     assert_eq!(missing.status(), 400);
     assert!(missing.text().await.unwrap().contains("schema"));
     let foreign =
         "/com.snowplowanalytics.iglu/v1?schema=iglu%3Acom.acme%2Fthing%2Fjsonschema%2F1-0-0";
-    assert_eq!(
-        app.post(foreign, "application/json", "{}").await.status(),
-        400
-    );
+    assert_eq!(app.post(foreign, "application/json", "{}").await.status(), 400);
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
     app.stop().await.unwrap();
 }
@@ -425,13 +306,8 @@ async fn the_snowplow_path_refuses_a_missing_or_foreign_schema() {
 async fn graceful_shutdown_returns_ok_after_storing() {
     let app = spawn_app().await;
     assert_eq!(app.post_webhook(&email_open("last")).await.status(), 200);
-    let dir = app
-        .stop()
-        .await
-        .expect("run returns Ok after a graceful shutdown");
+    let dir = app.stop().await.expect("run returns Ok after a graceful shutdown");
     let conn = rusqlite::Connection::open(dir.path().join("hookhouse.db")).unwrap();
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
 }

@@ -24,10 +24,7 @@ async fn a_failed_write_is_503_with_retry_after_and_readiness_follows() {
     let refused = app.post_webhook(&email_open("while-locked")).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "5");
-    assert!(
-        !refused.text().await.unwrap().contains("locked"),
-        "no internals in the body"
-    );
+    assert!(!refused.text().await.unwrap().contains("locked"), "no internals in the body");
     assert_eq!(app.get("/readyz").await.status(), 503);
 
     lock.execute_batch("ROLLBACK").unwrap();
@@ -42,19 +39,10 @@ async fn a_failed_write_is_503_with_retry_after_and_readiness_follows() {
 
     let stored: Vec<String> = {
         let db = app.db();
-        let mut stmt = db
-            .prepare("SELECT message_id FROM events ORDER BY raw_seq")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        let mut stmt = db.prepare("SELECT message_id FROM events ORDER BY raw_seq").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
     };
-    assert_eq!(
-        stored,
-        ["before", "after"],
-        "the refused request was not stored"
-    );
+    assert_eq!(stored, ["before", "after"], "the refused request was not stored");
     app.stop().await.unwrap();
 }
 
@@ -92,25 +80,15 @@ async fn a_full_queue_is_503_at_once_and_every_2xx_is_stored() {
     for post in posts {
         answers.push(post.await.unwrap());
     }
-    let shed: Vec<_> = answers
-        .iter()
-        .filter(|(_, retry, _)| retry.as_ref().is_some_and(|v| v == "1"))
-        .collect();
+    let shed: Vec<_> =
+        answers.iter().filter(|(_, retry, _)| retry.as_ref().is_some_and(|v| v == "1")).collect();
     assert!(!shed.is_empty(), "some requests were shed: {answers:?}");
     assert!(
-        shed.iter()
-            .all(|(status, _, took)| *status == 503 && *took < Duration::from_millis(300))
+        shed.iter().all(|(status, _, took)| *status == 503 && *took < Duration::from_millis(300))
     );
-    let acked = answers
-        .iter()
-        .filter(|(status, _, _)| *status == 200)
-        .count() as i64;
+    let acked = answers.iter().filter(|(status, _, _)| *status == 200).count() as i64;
     assert!(acked >= 1, "{answers:?}");
-    assert!(
-        answers
-            .iter()
-            .all(|(status, _, _)| *status == 200 || *status == 503)
-    );
+    assert!(answers.iter().all(|(status, _, _)| *status == 200 || *status == 503));
     assert_eq!(app.count("SELECT count(*) FROM events"), acked);
     app.stop().await.unwrap();
 }

@@ -36,9 +36,7 @@ pub enum EnvelopeError {
 
 impl<'a> Envelope<'a> {
     pub fn parse(event: &'a Value) -> Result<Self, EnvelopeError> {
-        let object = event
-            .as_object()
-            .ok_or(EnvelopeError::NotAnObject(kind(event)))?;
+        let object = event.as_object().ok_or(EnvelopeError::NotAnObject(kind(event)))?;
         let event_name = match object.get("eventName") {
             None | Some(Value::Null) => return Err(EnvelopeError::MissingEventName),
             Some(Value::String(name)) if !name.trim().is_empty() => name.as_str(),
@@ -50,9 +48,7 @@ impl<'a> Envelope<'a> {
             Some(other) => return Err(EnvelopeError::BadDataFields(kind(other))),
         };
 
-        let flattened = object
-            .keys()
-            .any(|key| !ENVELOPE_KEYS.contains(&key.as_str()));
+        let flattened = object.keys().any(|key| !ENVELOPE_KEYS.contains(&key.as_str()));
         let data_fields = match nested {
             Some(nested) if !flattened => Cow::Borrowed(nested),
             None if !flattened => Cow::Owned(Map::new()),
@@ -63,11 +59,7 @@ impl<'a> Envelope<'a> {
                     .map(|(key, value)| (key.clone(), value.clone()))
                     .collect();
                 if let Some(nested) = nested {
-                    merged.extend(
-                        nested
-                            .iter()
-                            .map(|(key, value)| (key.clone(), value.clone())),
-                    );
+                    merged.extend(nested.iter().map(|(key, value)| (key.clone(), value.clone())));
                 }
                 Cow::Owned(merged)
             }
@@ -114,10 +106,7 @@ fn kind(value: &Value) -> &'static str {
 fn truncated(value: &Value) -> String {
     let mut text = value.to_string();
     if text.len() > 80 {
-        let cut = (0..=80)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
+        let cut = (0..=80).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         text.truncate(cut);
         text.push('…');
     }
@@ -147,11 +136,7 @@ mod tests {
         let envelope = Envelope::parse(&body).unwrap();
         assert_eq!(envelope.field("campaignId"), Some(&json!(2)));
         assert_eq!(envelope.str_field("url"), Some("https://a"));
-        assert_eq!(
-            envelope.email,
-            Some("b@x.io"),
-            "email falls back to dataFields.email"
-        );
+        assert_eq!(envelope.email, Some("b@x.io"), "email falls back to dataFields.email");
     }
 
     #[test]
@@ -164,14 +149,8 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_an_event() {
-        assert_eq!(
-            Envelope::parse(&json!([1])),
-            Err(EnvelopeError::NotAnObject("array"))
-        );
-        assert_eq!(
-            Envelope::parse(&json!({"email": "a"})),
-            Err(EnvelopeError::MissingEventName)
-        );
+        assert_eq!(Envelope::parse(&json!([1])), Err(EnvelopeError::NotAnObject("array")));
+        assert_eq!(Envelope::parse(&json!({"email": "a"})), Err(EnvelopeError::MissingEventName));
         assert!(matches!(
             Envelope::parse(&json!({"eventName": 5})),
             Err(EnvelopeError::BadEventName(_))

@@ -9,10 +9,7 @@ pub fn id_i64(value: Option<&Value>) -> Option<i64> {
     match value? {
         Value::Number(number) => number.as_i64().or_else(|| {
             // Some senders write ids as floats (`12345.0`); accept them only when exact.
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
+            number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
         }),
         Value::String(text) => text.trim().parse().ok(),
         _ => None,

@@ -44,29 +44,18 @@ mod tests {
     use serde_json::json;
 
     fn utc(value: Value) -> String {
-        parse_timestamp(&value)
-            .unwrap()
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        parse_timestamp(&value).unwrap().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
     }
 
     #[test]
     fn iterable_format_is_converted_to_utc() {
-        assert_eq!(
-            utc(json!("2016-12-02 20:21:04 +00:00")),
-            "2016-12-02T20:21:04Z"
-        );
-        assert_eq!(
-            utc(json!("2016-12-02 22:21:04 +02:00")),
-            "2016-12-02T20:21:04Z"
-        );
+        assert_eq!(utc(json!("2016-12-02 20:21:04 +00:00")), "2016-12-02T20:21:04Z");
+        assert_eq!(utc(json!("2016-12-02 22:21:04 +02:00")), "2016-12-02T20:21:04Z");
     }
 
     #[test]
     fn fallbacks() {
-        assert_eq!(
-            utc(json!("2016-12-02T20:21:04.5-01:00")),
-            "2016-12-02T21:21:04.500Z"
-        );
+        assert_eq!(utc(json!("2016-12-02T20:21:04.5-01:00")), "2016-12-02T21:21:04.500Z");
         assert_eq!(utc(json!(1480710064)), "2016-12-02T20:21:04Z");
         assert_eq!(utc(json!(1480710064000_i64)), "2016-12-02T20:21:04Z");
         assert_eq!(utc(json!("1480710064000")), "2016-12-02T20:21:04Z");

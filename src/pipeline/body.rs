@@ -19,12 +19,7 @@ impl ContentKind {
         let Some(content_type) = content_type else {
             return ContentKind::Json;
         };
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "" | "application/json" | "text/json" | "text/plain" => ContentKind::Json,
             "application/x-www-form-urlencoded" => ContentKind::Form,
@@ -94,21 +89,9 @@ mod tests {
     fn bodies_decode_to_candidate_events() {
         assert_eq!(decode(ContentKind::Json, b"{\"a\":1}").unwrap().len(), 1);
         assert_eq!(decode(ContentKind::Json, b"[{},{},{}]").unwrap().len(), 3);
-        assert!(
-            decode(ContentKind::Json, b"  ")
-                .unwrap_err()
-                .contains("empty")
-        );
-        assert!(
-            decode(ContentKind::Json, b"[]")
-                .unwrap_err()
-                .contains("empty JSON array")
-        );
-        assert!(
-            decode(ContentKind::Json, b"{")
-                .unwrap_err()
-                .contains("not valid JSON")
-        );
+        assert!(decode(ContentKind::Json, b"  ").unwrap_err().contains("empty"));
+        assert!(decode(ContentKind::Json, b"[]").unwrap_err().contains("empty JSON array"));
+        assert!(decode(ContentKind::Json, b"{").unwrap_err().contains("not valid JSON"));
         let form = decode(ContentKind::Form, b"eventName=emailOpen&email=a%40b.c").unwrap();
         assert_eq!(form[0]["email"], "a@b.c");
     }

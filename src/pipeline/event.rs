@@ -33,9 +33,7 @@ struct Sealed;
 
 impl CanonicalEvent {
     pub(super) fn new(context: &Context<'_>, raw: &Value, envelope: &Envelope<'_>) -> Self {
-        let created = envelope
-            .field("createdAt")
-            .and_then(|value| parse_timestamp(value).ok());
+        let created = envelope.field("createdAt").and_then(|value| parse_timestamp(value).ok());
         let created_at = created.map(|time| {
             if time.timestamp_subsec_nanos() == 0 {
                 time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -124,10 +124,7 @@ mod tests {
 
     #[test]
     fn key_order_and_whitespace_do_not_matter() {
-        let a = id(
-            "s",
-            r#"{"eventName":"emailOpen","dataFields":{"a":1,"b":[1,{"y":2,"x":1}]}}"#,
-        );
+        let a = id("s", r#"{"eventName":"emailOpen","dataFields":{"a":1,"b":[1,{"y":2,"x":1}]}}"#);
         let b = id(
             "s",
             r#"{ "dataFields" : { "b" : [1, {"x":1, "y":2}], "a" : 1 }, "eventName" : "emailOpen" }"#,
@@ -141,10 +138,6 @@ mod tests {
         let body = r#"{"eventName":"emailOpen"}"#;
         assert_ne!(id("a", body), id("b", body));
         assert_ne!(id("a", body), id("a", r#"{"eventName":"emailClick"}"#));
-        assert_ne!(
-            id("a", r#"{"n":[1,2]}"#),
-            id("a", r#"{"n":[2,1]}"#),
-            "array order matters"
-        );
+        assert_ne!(id("a", r#"{"n":[1,2]}"#), id("a", r#"{"n":[2,1]}"#), "array order matters");
     }
 }

@@ -60,15 +60,9 @@ pub fn normalise(request: &RawRequest) -> Outcome {
     let snowplow = request.path == SNOWPLOW_PATH;
     let context = Context {
         source: &request.source,
-        app_id: snowplow
-            .then(|| request.query_param("aid"))
-            .flatten()
-            .filter(|s| !s.is_empty()),
+        app_id: snowplow.then(|| request.query_param("aid")).flatten().filter(|s| !s.is_empty()),
         platform: snowplow.then(|| {
-            request
-                .query_param("p")
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "srv".to_owned())
+            request.query_param("p").filter(|p| !p.is_empty()).unwrap_or_else(|| "srv".to_owned())
         }),
     };
 
@@ -81,10 +75,7 @@ pub fn normalise(request: &RawRequest) -> Outcome {
             .collect();
         Ok(vec![Value::Object(event)])
     } else {
-        body::decode(
-            ContentKind::of(request.content_type.as_deref()),
-            &request.body,
-        )
+        body::decode(ContentKind::of(request.content_type.as_deref()), &request.body)
     };
 
     let mut outcome = Outcome::default();
@@ -94,9 +85,7 @@ pub fn normalise(request: &RawRequest) -> Outcome {
             for (index, item) in items.iter().enumerate() {
                 match Envelope::parse(item) {
                     Ok(envelope) => {
-                        outcome
-                            .events
-                            .push(CanonicalEvent::new(&context, item, &envelope));
+                        outcome.events.push(CanonicalEvent::new(&context, item, &envelope));
                     }
                     Err(err) => outcome.failures.push(Failure {
                         stage: Stage::Envelope,
@@ -161,34 +150,21 @@ mod tests {
 
     #[test]
     fn one_object_is_one_event() {
-        let outcome = normalise(&request(
-            "POST",
-            "/iterable/default",
-            None,
-            "application/json",
-            OPEN,
-        ));
+        let outcome =
+            normalise(&request("POST", "/iterable/default", None, "application/json", OPEN));
         assert_eq!(outcome.failures, vec![]);
         let event = &outcome.events[0];
         assert_eq!(event.event_name, "emailOpen");
         assert_eq!(event.campaign_id, Some(7));
         assert_eq!(event.created_at.as_deref(), Some("2016-12-02T20:21:04Z"));
-        assert_eq!(
-            (event.app_id.as_deref(), event.platform.as_deref()),
-            (None, None)
-        );
+        assert_eq!((event.app_id.as_deref(), event.platform.as_deref()), (None, None));
     }
 
     #[test]
     fn array_elements_succeed_and_fail_one_by_one() {
         let body = format!("[{OPEN}, 3, {{\"eventName\":\"emailClick\"}}]");
-        let outcome = normalise(&request(
-            "POST",
-            "/iterable/default",
-            None,
-            "application/json",
-            &body,
-        ));
+        let outcome =
+            normalise(&request("POST", "/iterable/default", None, "application/json", &body));
         assert_eq!(outcome.events.len(), 2);
         assert_eq!(outcome.failures.len(), 1);
         assert_eq!(outcome.failures[0].stage, Stage::Envelope);
@@ -198,13 +174,8 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_decode_failure_keeping_the_body() {
-        let outcome = normalise(&request(
-            "POST",
-            "/iterable/default",
-            None,
-            "application/json",
-            "{oops",
-        ));
+        let outcome =
+            normalise(&request("POST", "/iterable/default", None, "application/json", "{oops"));
         assert!(outcome.events.is_empty());
         assert_eq!(outcome.failures[0].stage, Stage::Decode);
         assert_eq!(outcome.failures[0].body, b"{oops");
@@ -232,10 +203,7 @@ mod tests {
             body,
         ));
         let event = &outcome.events[0];
-        assert_eq!(
-            (event.event_name.as_str(), event.template_id),
-            ("emailClick", Some(4))
-        );
+        assert_eq!((event.event_name.as_str(), event.template_id), ("emailClick", Some(4)));
         assert_eq!(event.platform.as_deref(), Some("web"));
     }
 }

@@ -71,9 +71,7 @@ impl IntoResponse for ReceiveError {
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
         if let Some(seconds) = self.retry_after() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

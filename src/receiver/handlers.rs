@@ -28,13 +28,7 @@ pub(super) async fn system_webhook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ReceiveError> {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        remote,
-        body,
-    };
+    let incoming = Incoming { method, uri, headers, remote, body };
     store(&state, &source, incoming).await
 }
 
@@ -49,12 +43,8 @@ pub(super) async fn snowplow(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ReceiveError> {
-    let source = state
-        .config
-        .server
-        .snowplow_source
-        .clone()
-        .ok_or(ReceiveError::SnowplowDisabled)?;
+    let source =
+        state.config.server.snowplow_source.clone().ok_or(ReceiveError::SnowplowDisabled)?;
     let schema = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "schema")
         .map(|(_, value)| value.into_owned());
@@ -71,13 +61,7 @@ pub(super) async fn snowplow(
             )));
         }
     }
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        remote,
-        body,
-    };
+    let incoming = Incoming { method, uri, headers, remote, body };
     store(&state, &source, incoming).await
 }
 
@@ -96,9 +80,7 @@ async fn store(
     let outcome = pipeline::normalise(accepted.raw());
     let (events, failed) = (outcome.events.len(), outcome.failures.len());
     let receipt = state.spool.append(accepted, outcome).await?;
-    Ok(Json(
-        json!({ "status": "stored", "seq": receipt.seq, "events": events, "failed": failed }),
-    ))
+    Ok(Json(json!({ "status": "stored", "seq": receipt.seq, "events": events, "failed": failed })))
 }
 
 /// `GET /healthz`: the process is alive and serving HTTP.
@@ -116,9 +98,7 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             Json(json!({ "status": "not ready", "reason": "the store is not accepting writes" })),
         )
             .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(5));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
         response
     }
 }

@@ -32,10 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.server.max_body_bytes;
     Router::new()
         .route("/iterable/{source}", post(handlers::system_webhook))
-        .route(
-            SNOWPLOW_PATH,
-            get(handlers::snowplow).post(handlers::snowplow),
-        )
+        .route(SNOWPLOW_PATH, get(handlers::snowplow).post(handlers::snowplow))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)

@@ -12,12 +12,7 @@ use crate::pipeline::ContentKind;
 use crate::spool::{RawRequest, sha256_hex};
 
 /// Headers never stored: credentials and session state.
-const SECRET_HEADERS: [&str; 4] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
+const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
 
 /// The parts of a request the receiver needs, gathered by the handlers.
 #[derive(Debug)]
@@ -49,9 +44,7 @@ impl Incoming {
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
         if !body.is_empty() && ContentKind::of(content_type.as_deref()) == ContentKind::Unsupported
         {
-            return Err(ReceiveError::UnsupportedMediaType(
-                content_type.unwrap_or_default(),
-            ));
+            return Err(ReceiveError::UnsupportedMediaType(content_type.unwrap_or_default()));
         }
         Ok(RawRequest {
             received_at: chrono::Utc::now(),

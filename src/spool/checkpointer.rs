@@ -29,19 +29,14 @@ impl Checkpointer {
             conn.busy_timeout(Duration::from_millis(200))?;
             Ok(conn)
         };
-        let conn = open().map_err(|source| SpoolError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let conn = open()
+            .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("spool-checkpoint".to_owned())
             .spawn(move || run(&conn, &stopping))
-            .map_err(|source| SpoolError::Thread {
-                name: "spool-checkpoint",
-                source,
-            })?;
+            .map_err(|source| SpoolError::Thread { name: "spool-checkpoint", source })?;
         Ok(Checkpointer { stop, thread })
     }
 
@@ -67,7 +62,5 @@ fn run(conn: &Connection, stop: &AtomicBool) {
 
 /// Runs one checkpoint and returns the number of frames in the WAL.
 fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-        row.get::<_, i64>(1)
-    })
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get::<_, i64>(1))
 }

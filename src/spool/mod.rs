@@ -117,11 +117,7 @@ impl Spool {
         outcome: Outcome,
     ) -> Result<Receipt, SpoolError> {
         let (reply, receipt) = oneshot::channel();
-        let job = writer::Job {
-            request: request.into_raw(),
-            outcome,
-            reply,
-        };
+        let job = writer::Job { request: request.into_raw(), outcome, reply };
         // Count before sending so the writer's decrement can never run first.
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(job) {

@@ -37,9 +37,7 @@ impl RawRequest {
 
     /// The first value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query_pairs()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value)
+        self.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value)
     }
 }
 

@@ -70,10 +70,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let current = usize::try_from(found).unwrap_or(usize::MAX);
     if current > MIGRATIONS.len() {
-        return Err(MigrationError::TooNew {
-            found,
-            known: MIGRATIONS.len(),
-        });
+        return Err(MigrationError::TooNew { found, known: MIGRATIONS.len() });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let version = index + 1;
@@ -97,14 +94,9 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
         conn.pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(
-            migrate(&mut conn),
-            Err(MigrationError::TooNew { found: 99, .. })
-        ));
+        assert!(matches!(migrate(&mut conn), Err(MigrationError::TooNew { found: 99, .. })));
     }
 }

@@ -49,15 +49,10 @@ pub(super) fn start(
     shared: Arc<Shared>,
 ) -> Result<(SyncSender<Job>, WriterHandle), SpoolError> {
     let path = config.db_path();
-    let mut conn =
-        open_connection(&path, config.busy_timeout).map_err(|source| SpoolError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-    schema::migrate(&mut conn).map_err(|source| SpoolError::Migrate {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let mut conn = open_connection(&path, config.busy_timeout)
+        .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
+    schema::migrate(&mut conn)
+        .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
 
     let checkpointer = Checkpointer::start(&path)?;
 
@@ -69,10 +64,7 @@ pub(super) fn start(
             run(conn, jobs, shared, max_batch);
             checkpointer.stop();
         })
-        .map_err(|source| SpoolError::CreateDir {
-            path: "spool writer thread".into(),
-            source,
-        })?;
+        .map_err(|source| SpoolError::CreateDir { path: "spool writer thread".into(), source })?;
     Ok((queue, WriterHandle { thread }))
 }
 

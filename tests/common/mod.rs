@@ -57,8 +57,7 @@ impl TestApp {
 
     /// Posts a JSON body to `/iterable/default`.
     pub async fn post_webhook(&self, body: &str) -> reqwest::Response {
-        self.post("/iterable/default", "application/json", body)
-            .await
+        self.post("/iterable/default", "application/json", body).await
     }
 
     pub async fn post(&self, path: &str, content_type: &str, body: &str) -> reqwest::Response {
@@ -72,11 +71,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
     /// A read-only connection to the store, as a user's query tool would open it.
@@ -86,9 +81,7 @@ impl TestApp {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.db()
-            .query_row(sql, [], |row| row.get(0))
-            .expect("count query")
+        self.db().query_row(sql, [], |row| row.get(0)).expect("count query")
     }
 
     /// Stops accepting, waits for in-flight commits, and hands back the data directory so
