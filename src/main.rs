@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(hookhouse::cli::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

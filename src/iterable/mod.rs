@@ -2,11 +2,15 @@
 //! really sends them (fields nested in `dataFields`) and the way third-party catalogs show them
 //! (fields at the top level). Knows nothing of HTTP or storage.
 
+mod catalog;
 mod envelope;
+mod fields;
 mod ids;
 mod timestamp;
 
+pub use catalog::{Family, KNOWN_EVENTS, KnownEvent, family_of, lookup};
 pub use envelope::{Envelope, EnvelopeError};
+pub use fields::EventFields;
 pub use ids::id_i64;
 pub use timestamp::{TimestampError, parse_timestamp};
 

@@ -32,19 +32,24 @@ impl ContentKind {
 /// The candidate events of a body: one for an object or a form, one per element of an array.
 /// The error is a readable reason for `failed_events`.
 pub(super) fn decode(kind: ContentKind, body: &[u8]) -> Result<Vec<Value>, String> {
+    match decode_value(kind, body)? {
+        Value::Array(items) if items.is_empty() => {
+            Err("the body is an empty JSON array".to_owned())
+        }
+        Value::Array(items) => Ok(items),
+        value => Ok(vec![value]),
+    }
+}
+
+/// The whole body as one JSON value: the parsed JSON, or an object of a form's fields.
+pub(super) fn decode_value(kind: ContentKind, body: &[u8]) -> Result<Value, String> {
     match kind {
         ContentKind::Json => {
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Err("the body is empty".to_owned());
             }
-            match serde_json::from_slice::<Value>(body) {
-                Ok(Value::Array(items)) if items.is_empty() => {
-                    Err("the body is an empty JSON array".to_owned())
-                }
-                Ok(Value::Array(items)) => Ok(items),
-                Ok(value) => Ok(vec![value]),
-                Err(err) => Err(format!("the body is not valid JSON: {err}")),
-            }
+            serde_json::from_slice::<Value>(body)
+                .map_err(|err| format!("the body is not valid JSON: {err}"))
         }
         ContentKind::Form => {
             let fields: Map<String, Value> = form_urlencoded::parse(body)
@@ -53,7 +58,7 @@ pub(super) fn decode(kind: ContentKind, body: &[u8]) -> Result<Vec<Value>, Strin
             if fields.is_empty() {
                 Err("the form body has no fields".to_owned())
             } else {
-                Ok(vec![Value::Object(fields)])
+                Ok(Value::Object(fields))
             }
         }
         ContentKind::Unsupported => Err("the body's content type is not JSON or a form".to_owned()),

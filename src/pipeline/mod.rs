@@ -5,10 +5,12 @@
 mod body;
 mod event;
 mod event_id;
+mod journey;
 
 pub use body::ContentKind;
 pub use event::CanonicalEvent;
 pub use event_id::EventId;
+pub use journey::{JourneyCall, journey_name};
 
 use serde_json::Value;
 
@@ -25,20 +27,23 @@ const SNOWPLOW_CONTROL_PARAMS: [&str; 3] = ["schema", "aid", "p"];
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub events: Vec<CanonicalEvent>,
+    pub journey_calls: Vec<JourneyCall>,
     pub failures: Vec<Failure>,
 }
 
 /// A part of a request that could not become an event, kept with its reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
     pub stage: Stage,
     pub reason: String,
     /// The part that failed: the whole body, or one element of an array body.
+    #[serde(serialize_with = "lossy_text")]
     pub body: Vec<u8>,
 }
 
 /// Where in the pipeline a failure happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// The body is not JSON or form data.
     Decode,
@@ -57,6 +62,12 @@ impl Stage {
 
 /// Turns one stored request into its events and failures.
 pub fn normalise(request: &RawRequest) -> Outcome {
+    if let Some(journey) = journey::journey_name(&request.path) {
+        return match journey::read(request, journey) {
+            Ok(call) => Outcome { journey_calls: vec![call], ..Outcome::default() },
+            Err(failure) => Outcome { failures: vec![failure], ..Outcome::default() },
+        };
+    }
     let snowplow = request.path == SNOWPLOW_PATH;
     let context = Context {
         source: &request.source,
@@ -110,6 +121,10 @@ pub fn normalise(request: &RawRequest) -> Outcome {
         }),
     }
     outcome
+}
+
+fn lossy_text<S: serde::Serializer>(body: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&String::from_utf8_lossy(body))
 }
 
 /// What the route adds to every event of a request.

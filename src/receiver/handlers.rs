@@ -32,6 +32,22 @@ pub(super) async fn system_webhook(
     store(&state, &source, incoming).await
 }
 
+/// `/iterable/{source}/journey/{journey}`: journey webhooks, any of GET, POST, PUT, PATCH or
+/// DELETE, with a JSON, form or empty body.
+#[tracing::instrument(level = "debug", skip_all, fields(source = %source, journey = %journey))]
+pub(super) async fn journey(
+    State(state): State<Arc<AppState>>,
+    Path((source, journey)): Path<(String, String)>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ReceiveError> {
+    let incoming = Incoming { method, uri, headers, remote, body };
+    store(&state, &source, incoming).await
+}
+
 /// `GET|POST /com.snowplowanalytics.iglu/v1?schema=iglu:com.iterable/system_webhook/...`:
 /// the URL shape a Snowplow collector takes, so switching is a change of host name.
 #[tracing::instrument(level = "debug", skip_all)]

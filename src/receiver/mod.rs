@@ -32,6 +32,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.server.max_body_bytes;
     Router::new()
         .route("/iterable/{source}", post(handlers::system_webhook))
+        .route(
+            "/iterable/{source}/journey/{journey}",
+            get(handlers::journey)
+                .post(handlers::journey)
+                .put(handlers::journey)
+                .patch(handlers::journey)
+                .delete(handlers::journey),
+        )
         .route(SNOWPLOW_PATH, get(handlers::snowplow).post(handlers::snowplow))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))

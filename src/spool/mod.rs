@@ -21,10 +21,12 @@
 
 mod checkpointer;
 mod record;
+mod replay;
 mod schema;
 mod writer;
 
 pub use record::{RawRequest, format_time, sha256_hex};
+pub use replay::{ReplayError, ReplayReport, Selection, replay};
 pub use schema::MigrationError;
 pub use writer::WriterHandle;
 

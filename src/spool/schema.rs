@@ -34,7 +34,54 @@ const MIGRATIONS: &[&str] = &[
         message_id   TEXT,
         app_id       TEXT,
         platform     TEXT,
-        data         TEXT    NOT NULL                    -- JSON of dataFields
+        data         TEXT    NOT NULL,                   -- JSON of dataFields
+        family       TEXT    NOT NULL,                   -- email, push, sms, ... or other
+        channel_id         INTEGER,
+        message_type_id    INTEGER,
+        workflow_id        INTEGER,
+        experiment_id      INTEGER,
+        content_id         INTEGER,
+        campaign_name      TEXT,
+        template_name      TEXT,
+        workflow_name      TEXT,
+        email_subject      TEXT,
+        url                TEXT,
+        link_url           TEXT,
+        user_agent         TEXT,
+        user_agent_device  TEXT,
+        ip                 TEXT,
+        city               TEXT,
+        region             TEXT,
+        country            TEXT,
+        locale             TEXT,
+        proxy_source       TEXT,
+        is_bot             INTEGER,                      -- 0 or 1
+        recipient_state    TEXT,
+        bounce_message     TEXT,
+        reason             TEXT,
+        unsub_source       TEXT,
+        signup_source      TEXT,
+        email_list_ids     TEXT,                         -- JSON array
+        labels             TEXT,                         -- JSON array
+        to_phone_number    TEXT,
+        from_phone_number  TEXT,
+        sms_message        TEXT,
+        push_message       TEXT,
+        transactional_data TEXT,                         -- JSON
+        parse_warnings     TEXT                          -- JSON array of what could not be read
+    );
+    -- The per-event views filter on the name and users ask for time ranges. Inserts arrive in
+    -- roughly `created_at` order per name, so this index stays cheap to maintain.
+    CREATE INDEX events_name_created ON events (event_name, created_at);
+    CREATE TABLE journey_calls (
+        seq          INTEGER PRIMARY KEY,                -- the raw request's seq
+        received_at  TEXT    NOT NULL,
+        source       TEXT    NOT NULL,
+        journey      TEXT    NOT NULL,
+        method       TEXT    NOT NULL,
+        email        TEXT,
+        user_id      TEXT,
+        data         TEXT    NOT NULL                    -- JSON: {"query": {..}, "body": ..}
     );
     CREATE TABLE failed_events (
         id           INTEGER PRIMARY KEY,

@@ -15,6 +15,7 @@ use super::{RawRequest, Receipt, Shared, SpoolError, schema};
 use crate::config::StoreConfig;
 use crate::pipeline::Outcome;
 use crate::sinks;
+use crate::sinks::sqlite::{OnConflict, RawRow};
 
 /// How often a writer whose last commit failed checks whether the store is writable again,
 /// so readiness recovers without waiting for traffic.
@@ -53,6 +54,8 @@ pub(super) fn start(
         .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
     schema::migrate(&mut conn)
         .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
+    sinks::sqlite::views::rebuild(&mut conn)
+        .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
 
     let checkpointer = Checkpointer::start(&path)?;
 
@@ -170,7 +173,13 @@ fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64
                 request.body_sha256,
             ])?;
             let seq = tx.last_insert_rowid();
-            sinks::sqlite::insert_outcome(&tx, seq, &received_at, &job.outcome)?;
+            let row = RawRow {
+                seq,
+                received_at: &received_at,
+                source: &request.source,
+                method: &request.method,
+            };
+            sinks::sqlite::insert_outcome(&tx, &row, &job.outcome, OnConflict::Keep)?;
             seqs.push(seq);
         }
     }

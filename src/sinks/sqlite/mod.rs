@@ -1,42 +1,142 @@
-//! The embedded SQLite sink: writes a request's events and failures into `hookhouse.db` inside
-//! the spool's own transaction, so a raw request and its rows are committed together and this
-//! sink can never lag or lose a row. It owns the `events` and `failed_events` inserts only.
+//! The embedded SQLite sink: writes a request's events, journey calls and failures into
+//! `hookhouse.db` inside the spool's own transaction, so a raw request and its rows are
+//! committed together and this sink can never lag or lose a row. It owns those inserts and the
+//! per-event views; the spool owns the file, the schema and the transaction.
 
-use rusqlite::{Transaction, params};
+pub(crate) mod views;
 
-use crate::pipeline::Outcome;
+use rusqlite::{ToSql, Transaction};
 
-/// Inserts the rows one request produced. An event already stored (a resend) is left as it
-/// was: the first request that carried it stays its `raw_seq`.
+use rusqlite::types::ToSqlOutput;
+
+use crate::iterable::Family;
+use crate::pipeline::{CanonicalEvent, EventId, Outcome};
+
+impl ToSql for EventId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl ToSql for Family {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// What to do with an event whose id is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Live ingestion: a resend changes nothing; the first request stays its `raw_seq`.
+    Keep,
+    /// Replay: the stored row takes what the current normaliser makes of the same request.
+    Update,
+}
+
+/// Every `events` column, in insert order.
+const EVENT_COLUMNS: [&str; 47] = [
+    "event_id",
+    "raw_seq",
+    "source",
+    "event_name",
+    "email",
+    "user_id",
+    "created_at",
+    "received_at",
+    "campaign_id",
+    "template_id",
+    "message_id",
+    "app_id",
+    "platform",
+    "data",
+    "family",
+    "channel_id",
+    "message_type_id",
+    "workflow_id",
+    "experiment_id",
+    "content_id",
+    "campaign_name",
+    "template_name",
+    "workflow_name",
+    "email_subject",
+    "url",
+    "link_url",
+    "user_agent",
+    "user_agent_device",
+    "ip",
+    "city",
+    "region",
+    "country",
+    "locale",
+    "proxy_source",
+    "is_bot",
+    "recipient_state",
+    "bounce_message",
+    "reason",
+    "unsub_source",
+    "signup_source",
+    "email_list_ids",
+    "labels",
+    "to_phone_number",
+    "from_phone_number",
+    "sms_message",
+    "push_message",
+    "transactional_data",
+];
+
+/// Columns a replay leaves as they were: the identity and the first sighting.
+const KEPT_ON_UPDATE: [&str; 3] = ["event_id", "raw_seq", "received_at"];
+
+fn insert_events_sql(on_conflict: OnConflict) -> String {
+    let columns = EVENT_COLUMNS.iter().chain(["parse_warnings"].iter());
+    let names: Vec<&str> = columns.clone().copied().collect();
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    let conflict = match on_conflict {
+        OnConflict::Keep => "DO NOTHING".to_owned(),
+        OnConflict::Update => {
+            let updates: Vec<String> = names
+                .iter()
+                .filter(|name| !KEPT_ON_UPDATE.contains(name))
+                .map(|name| format!("{name} = excluded.{name}"))
+                .collect();
+            format!("DO UPDATE SET {}", updates.join(", "))
+        }
+    };
+    format!(
+        "INSERT INTO events ({}) VALUES ({}) ON CONFLICT (event_id) {conflict}",
+        names.join(", "),
+        placeholders.join(", ")
+    )
+}
+
+/// Inserts the rows one request produced.
 pub(crate) fn insert_outcome(
     tx: &Transaction<'_>,
-    raw_seq: i64,
-    received_at: &str,
+    raw: &RawRow<'_>,
     outcome: &Outcome,
+    on_conflict: OnConflict,
 ) -> rusqlite::Result<()> {
     if !outcome.events.is_empty() {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (event_id, raw_seq, source, event_name, email, user_id, \
-             created_at, received_at, campaign_id, template_id, message_id, app_id, platform, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )?;
+        let mut insert = tx.prepare_cached(&insert_events_sql(on_conflict))?;
         for event in &outcome.events {
-            insert.execute(params![
-                event.event_id.as_str(),
-                raw_seq,
-                event.source,
-                event.event_name,
-                event.email,
-                event.user_id,
-                event.created_at,
-                received_at,
-                event.campaign_id,
-                event.template_id,
-                event.message_id,
-                event.app_id,
-                event.platform,
-                event.data,
+            insert.execute(event_params(raw, event).as_slice())?;
+        }
+    }
+    if !outcome.journey_calls.is_empty() {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO journey_calls (seq, received_at, source, journey, method, \
+             email, user_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for call in &outcome.journey_calls {
+            insert.execute(rusqlite::params![
+                raw.seq,
+                raw.received_at,
+                raw.source,
+                call.journey,
+                raw.method,
+                call.email,
+                call.user_id,
+                call.data,
             ])?;
         }
     }
@@ -46,9 +146,9 @@ pub(crate) fn insert_outcome(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for failure in &outcome.failures {
-            insert.execute(params![
-                raw_seq,
-                received_at,
+            insert.execute(rusqlite::params![
+                raw.seq,
+                raw.received_at,
                 failure.stage.as_str(),
                 failure.reason,
                 failure.body
@@ -56,4 +156,81 @@ pub(crate) fn insert_outcome(
         }
     }
     Ok(())
+}
+
+/// The stored request a row belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawRow<'a> {
+    pub(crate) seq: i64,
+    pub(crate) received_at: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) method: &'a str,
+}
+
+fn event_params<'a>(raw: &'a RawRow<'a>, event: &'a CanonicalEvent) -> [&'a dyn ToSql; 48] {
+    let f = &event.fields;
+    [
+        &event.event_id,
+        &raw.seq,
+        &event.source,
+        &event.event_name,
+        &event.email,
+        &event.user_id,
+        &event.created_at,
+        &raw.received_at,
+        &event.campaign_id,
+        &event.template_id,
+        &event.message_id,
+        &event.app_id,
+        &event.platform,
+        &event.data,
+        &event.family,
+        &f.channel_id,
+        &f.message_type_id,
+        &f.workflow_id,
+        &f.experiment_id,
+        &f.content_id,
+        &f.campaign_name,
+        &f.template_name,
+        &f.workflow_name,
+        &f.email_subject,
+        &f.url,
+        &f.link_url,
+        &f.user_agent,
+        &f.user_agent_device,
+        &f.ip,
+        &f.city,
+        &f.region,
+        &f.country,
+        &f.locale,
+        &f.proxy_source,
+        &f.is_bot,
+        &f.recipient_state,
+        &f.bounce_message,
+        &f.reason,
+        &f.unsub_source,
+        &f.signup_source,
+        &f.email_list_ids,
+        &f.labels,
+        &f.to_phone_number,
+        &f.from_phone_number,
+        &f.sms_message,
+        &f.push_message,
+        &f.transactional_data,
+        &event.parse_warnings,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_updates_all_but_identity_and_first_sighting() {
+        let sql = insert_events_sql(OnConflict::Update);
+        assert!(sql.contains("email = excluded.email"));
+        assert!(sql.contains("parse_warnings = excluded.parse_warnings"));
+        assert!(!sql.contains("raw_seq = excluded"));
+        assert!(insert_events_sql(OnConflict::Keep).ends_with("DO NOTHING"));
+    }
 }

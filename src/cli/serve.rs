@@ -1,30 +1,12 @@
-//! The command line: subcommands and their flags, and what each prints for a person.
+//! `hookhouse serve`: load the configuration, start, print where to point Iterable.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
 
 use crate::app::{App, shutdown_signal};
 use crate::config::{Config, Overrides};
 use crate::pipeline::SNOWPLOW_PATH;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "hookhouse",
-    version,
-    about = "Receive Iterable webhooks, store every one durably"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Receive webhooks and store them.
-    Serve(ServeArgs),
-}
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -39,13 +21,7 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => serve(args).await,
-    }
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
     let config = Config::load(args.config.as_deref(), &overrides)?;
     let shutdown = shutdown_signal().context("failed to install the signal handlers")?;

@@ -1,0 +1,42 @@
+//! The command line: subcommands and their flags, and what each prints for a person.
+
+mod replay;
+mod serve;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use replay::ReplayArgs;
+pub use serve::ServeArgs;
+pub use validate::ValidateArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookhouse",
+    version,
+    about = "Receive Iterable webhooks, store every one durably"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive webhooks and store them.
+    Serve(ServeArgs),
+    /// Show the rows one payload file would produce, offline; exit 1 if it would fail.
+    Validate(ValidateArgs),
+    /// Re-run stored requests through the current normaliser (safe while `serve` runs).
+    Replay(ReplayArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Validate(args) => validate::validate(&args),
+        Command::Replay(args) => tokio::task::spawn_blocking(move || replay::replay(&args)).await?,
+    }
+}

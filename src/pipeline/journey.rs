@@ -1,0 +1,66 @@
+//! Journey webhooks: calls from a journey tile, any method, a body the customer designs (JSON,
+//! a form or nothing) plus "dynamic parameters" in the query string. Each call becomes one
+//! `journey_calls` row; it is not an Iterable system event and has no `eventName`.
+
+use serde_json::{Map, Value};
+
+use super::{ContentKind, Failure, Stage, body};
+use crate::spool::RawRequest;
+
+/// The path prefix and suffix around a journey call's source and name:
+/// `/iterable/{source}/journey/{name}`.
+pub fn journey_name(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/iterable/")?;
+    let (_source, rest) = rest.split_once('/')?;
+    let name = rest.strip_prefix("journey/")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JourneyCall {
+    pub journey: String,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    /// JSON: `{"query": {name: value}, "body": <the decoded body or null>}`.
+    pub data: String,
+}
+
+pub(super) fn read(request: &RawRequest, journey: &str) -> Result<JourneyCall, Failure> {
+    let query: Map<String, Value> =
+        request.query_pairs().map(|(key, value)| (key, Value::String(value))).collect();
+    let body = if request.body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        let kind = ContentKind::of(request.content_type.as_deref());
+        body::decode_value(kind, &request.body).map_err(|reason| Failure {
+            stage: Stage::Decode,
+            reason,
+            body: request.body.to_vec(),
+        })?
+    };
+    let find = |key: &str| {
+        [body.get(key), body.get("dataFields").and_then(|d| d.get(key)), query.get(key)]
+            .into_iter()
+            .flatten()
+            .find_map(|value| value.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
+    };
+    Ok(JourneyCall {
+        journey: journey.to_owned(),
+        email: find("email"),
+        user_id: find("userId"),
+        data: serde_json::json!({ "query": query, "body": body }).to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journey_names_come_from_the_path() {
+        assert_eq!(journey_name("/iterable/default/journey/welcome"), Some("welcome"));
+        assert_eq!(journey_name("/iterable/default/journey/"), None);
+        assert_eq!(journey_name("/iterable/default"), None);
+        assert_eq!(journey_name("/iterable/default/journey/a/b"), None);
+    }
+}
