@@ -21,5 +21,6 @@ pub mod config;
 pub mod iterable;
 pub mod pipeline;
 pub mod receiver;
+pub mod simulate;
 pub mod sinks;
 pub mod spool;

@@ -12,6 +12,8 @@ pub use replay::ReplayArgs;
 pub use serve::ServeArgs;
 pub use validate::ValidateArgs;
 
+use crate::simulate::SimulateArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hookhouse",
@@ -31,6 +33,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Re-run stored requests through the current normaliser (safe while `serve` runs).
     Replay(ReplayArgs),
+    /// Send realistic Iterable traffic to a receiver and report what it acknowledged; exit 1
+    /// unless every request was answered 2xx.
+    Simulate(SimulateArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -38,5 +43,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => validate::validate(&args),
         Command::Replay(args) => tokio::task::spawn_blocking(move || replay::replay(&args)).await?,
+        Command::Simulate(args) => {
+            let summary = crate::simulate::run(args).await?;
+            Ok(if summary.all_acknowledged() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
     }
 }
