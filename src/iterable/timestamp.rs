@@ -31,7 +31,8 @@ fn parse_text(text: &str) -> Option<DateTime<Utc>> {
 }
 
 fn from_epoch(value: i64) -> Option<DateTime<Utc>> {
-    if value.abs() >= MILLIS_THRESHOLD {
+    // `unsigned_abs`: `i64::MIN.abs()` overflows (found by the property tests).
+    if value.unsigned_abs() >= MILLIS_THRESHOLD.unsigned_abs() {
         DateTime::from_timestamp_millis(value)
     } else {
         DateTime::from_timestamp(value, 0)
