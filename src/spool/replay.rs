@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior, params};
 
 use super::{RawRequest, format_time};
 use crate::pipeline::normalise;
-use crate::sinks::sqlite::{OnConflict, RawRow, insert_outcome};
+use crate::sinks::sqlite::{Inserts, OnConflict, RawRow};
 
 /// Requests per transaction: small enough that `serve`'s commits are not held up for long.
 const BATCH: usize = 500;
@@ -160,6 +160,7 @@ fn write_batch(
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut inserts = Inserts::new(&tx, OnConflict::Update);
     for (seq, request) in batch {
         let outcome = normalise(request);
         let failures_before: i64 =
@@ -178,13 +179,14 @@ fn write_batch(
             source: &request.source,
             method: &request.method,
         };
-        insert_outcome(&tx, &row, &outcome, OnConflict::Update)?;
+        inserts.write(&row, &outcome)?;
         report.requests += 1;
         report.events += outcome.events.len() as u64;
         report.journey_calls += outcome.journey_calls.len() as u64;
         report.failures_before += failures_before.unsigned_abs();
         report.failures_after += outcome.failures.len() as u64;
     }
+    drop(inserts);
     tx.commit()?;
     Ok(())
 }

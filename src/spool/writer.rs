@@ -15,7 +15,7 @@ use super::{RawRequest, Receipt, Shared, SpoolError, schema};
 use crate::config::StoreConfig;
 use crate::pipeline::Outcome;
 use crate::sinks;
-use crate::sinks::sqlite::{OnConflict, RawRow};
+use crate::sinks::sqlite::{Inserts, OnConflict, RawRow};
 
 /// How often a writer whose last commit failed checks whether the store is writable again,
 /// so readiness recovers without waiting for traffic.
@@ -157,6 +157,7 @@ fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64
              remote_addr, content_type, body, body_sha256) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
+        let mut inserts = Inserts::new(&tx, OnConflict::Keep);
         for job in batch {
             let request = &job.request;
             let received_at = request.received_at_text();
@@ -179,7 +180,7 @@ fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64
                 source: &request.source,
                 method: &request.method,
             };
-            sinks::sqlite::insert_outcome(&tx, &row, &job.outcome, OnConflict::Keep)?;
+            inserts.write(&row, &job.outcome)?;
             seqs.push(seq);
         }
     }

@@ -5,7 +5,9 @@
 
 pub(crate) mod views;
 
-use rusqlite::{ToSql, Transaction};
+use std::sync::LazyLock;
+
+use rusqlite::{CachedStatement, ToSql, Transaction};
 
 use rusqlite::types::ToSqlOutput;
 
@@ -109,53 +111,88 @@ fn insert_events_sql(on_conflict: OnConflict) -> String {
     )
 }
 
-/// Inserts the rows one request produced.
-pub(crate) fn insert_outcome(
-    tx: &Transaction<'_>,
-    raw: &RawRow<'_>,
-    outcome: &Outcome,
+/// The insert statements of one transaction, prepared on first use and reused for every
+/// request in it: the writer runs this on its serial path, where a statement-cache lookup per
+/// request (hashing a 1.5 KB statement) was measurable.
+pub(crate) struct Inserts<'tx> {
+    tx: &'tx Transaction<'tx>,
     on_conflict: OnConflict,
-) -> rusqlite::Result<()> {
-    if !outcome.events.is_empty() {
-        let mut insert = tx.prepare_cached(&insert_events_sql(on_conflict))?;
-        for event in &outcome.events {
-            insert.execute(event_params(raw, event).as_slice())?;
-        }
+    events: Option<CachedStatement<'tx>>,
+    journey_calls: Option<CachedStatement<'tx>>,
+    failures: Option<CachedStatement<'tx>>,
+}
+
+impl<'tx> Inserts<'tx> {
+    pub(crate) fn new(tx: &'tx Transaction<'tx>, on_conflict: OnConflict) -> Self {
+        Inserts { tx, on_conflict, events: None, journey_calls: None, failures: None }
     }
-    if !outcome.journey_calls.is_empty() {
-        let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO journey_calls (seq, received_at, source, journey, method, \
-             email, user_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for call in &outcome.journey_calls {
-            insert.execute(rusqlite::params![
-                raw.seq,
-                raw.received_at,
-                raw.source,
-                call.journey,
-                raw.method,
-                call.email,
-                call.user_id,
-                call.data,
-            ])?;
+
+    /// Inserts the rows one request produced.
+    pub(crate) fn write(&mut self, raw: &RawRow<'_>, outcome: &Outcome) -> rusqlite::Result<()> {
+        if !outcome.events.is_empty() {
+            static KEEP: LazyLock<String> = LazyLock::new(|| insert_events_sql(OnConflict::Keep));
+            static UPDATE: LazyLock<String> =
+                LazyLock::new(|| insert_events_sql(OnConflict::Update));
+            let sql = match self.on_conflict {
+                OnConflict::Keep => &*KEEP,
+                OnConflict::Update => &*UPDATE,
+            };
+            let insert = prepared(self.tx, &mut self.events, sql)?;
+            for event in &outcome.events {
+                insert.execute(event_params(raw, event).as_slice())?;
+            }
         }
-    }
-    if !outcome.failures.is_empty() {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for failure in &outcome.failures {
-            insert.execute(rusqlite::params![
-                raw.seq,
-                raw.received_at,
-                failure.stage.as_str(),
-                failure.reason,
-                failure.body
-            ])?;
+        if !outcome.journey_calls.is_empty() {
+            let insert = prepared(
+                self.tx,
+                &mut self.journey_calls,
+                "INSERT OR REPLACE INTO journey_calls (seq, received_at, source, journey, method, \
+                 email, user_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for call in &outcome.journey_calls {
+                insert.execute(rusqlite::params![
+                    raw.seq,
+                    raw.received_at,
+                    raw.source,
+                    call.journey,
+                    raw.method,
+                    call.email,
+                    call.user_id,
+                    call.data,
+                ])?;
+            }
         }
+        if !outcome.failures.is_empty() {
+            let insert = prepared(
+                self.tx,
+                &mut self.failures,
+                "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for failure in &outcome.failures {
+                insert.execute(rusqlite::params![
+                    raw.seq,
+                    raw.received_at,
+                    failure.stage.as_str(),
+                    failure.reason,
+                    failure.body
+                ])?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+fn prepared<'a, 'tx>(
+    tx: &'tx Transaction<'tx>,
+    slot: &'a mut Option<CachedStatement<'tx>>,
+    sql: &str,
+) -> rusqlite::Result<&'a mut CachedStatement<'tx>> {
+    if slot.is_none() {
+        *slot = Some(tx.prepare_cached(sql)?);
+    }
+    // Filled just above.
+    slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
 }
 
 /// The stored request a row belongs to.
