@@ -27,6 +27,7 @@ async fn a_system_webhook_is_stored_with_its_event_row() {
         .header("content-type", "Application/JSON; charset=UTF-8")
         .header("authorization", "Bearer must-not-be-stored")
         .header("cookie", "session=must-not-be-stored")
+        .header("x-api-key", "must-not-be-stored")
         .header("x-iterable-tag", "kept")
         .body(body.clone())
         .send()
@@ -310,4 +311,29 @@ async fn graceful_shutdown_returns_ok_after_storing() {
     let conn = rusqlite::Connection::open(dir.path().join("hookhouse.db")).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn head_requests_are_answered_but_never_stored() {
+    let app = spawn_app().await;
+    for path in ["/iterable/default/journey/welcome?email=a%40x.io", SNOWPLOW] {
+        let response = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 204, "{path}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_array_over_the_event_limit_is_one_failure() {
+    let app = spawn_app().await;
+    let count = hookhouse::pipeline::MAX_EVENTS_PER_REQUEST + 1;
+    let body = format!("[{}]", vec![r#"{"eventName":"e"}"#; count].join(","));
+    let answer: Value = app.post_webhook(&body).await.json().await.unwrap();
+    assert_eq!((answer["events"].as_i64(), answer["failed"].as_i64()), (Some(0), Some(1)));
+    assert_eq!(app.count("SELECT count(*) FROM events"), 0);
+    let reason: String =
+        app.db().query_row("SELECT reason FROM failed_events", [], |r| r.get(0)).unwrap();
+    assert!(reason.contains(&format!("{count} elements")), "{reason}");
+    app.stop().await.unwrap();
 }

@@ -20,6 +20,11 @@ use crate::spool::RawRequest;
 /// The path of the Snowplow-compatible endpoint.
 pub const SNOWPLOW_PATH: &str = "/com.snowplowanalytics.iglu/v1";
 
+/// The most events one request may carry. Iterable sends one event a request; a larger array
+/// would hold the single writer for seconds and fill the store from one request, so it is kept
+/// whole as one failure instead.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
+
 /// Query parameters of the Snowplow path that configure the request rather than carry data.
 const SNOWPLOW_CONTROL_PARAMS: [&str; 3] = ["schema", "aid", "p"];
 
@@ -91,6 +96,15 @@ pub fn normalise(request: &RawRequest) -> Outcome {
 
     let mut outcome = Outcome::default();
     match decoded {
+        Ok(items) if items.len() > MAX_EVENTS_PER_REQUEST => outcome.failures.push(Failure {
+            stage: Stage::Decode,
+            reason: format!(
+                "the body is an array of {} elements; at most {MAX_EVENTS_PER_REQUEST} events \
+                 are read from one request",
+                items.len()
+            ),
+            body: request.body.to_vec(),
+        }),
         Ok(items) => {
             let many = items.len() > 1;
             for (index, item) in items.iter().enumerate() {

@@ -125,6 +125,11 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// HEAD (monitors, link checkers) on a path whose GET stores a request: answered, never stored.
+pub(super) async fn head_not_stored() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 pub(super) async fn not_found() -> ReceiveError {
     ReceiveError::NotFound
 }

@@ -35,12 +35,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/iterable/{source}/journey/{journey}",
             get(handlers::journey)
+                .head(handlers::head_not_stored)
                 .post(handlers::journey)
                 .put(handlers::journey)
                 .patch(handlers::journey)
                 .delete(handlers::journey),
         )
-        .route(SNOWPLOW_PATH, get(handlers::snowplow).post(handlers::snowplow))
+        .route(
+            SNOWPLOW_PATH,
+            get(handlers::snowplow).head(handlers::head_not_stored).post(handlers::snowplow),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)

@@ -14,6 +14,15 @@ use crate::spool::{RawRequest, sha256_hex};
 /// Headers never stored: credentials and session state.
 const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
 
+/// Parts of a header name that mark it as carrying a secret (`X-Api-Key`, `X-Auth-Token`,
+/// `X-Webhook-Secret`, ...): Iterable lets users add any custom header for authentication.
+const SECRET_NAME_PARTS: [&str; 6] =
+    ["token", "secret", "signature", "password", "api-key", "apikey"];
+
+fn is_secret_header(name: &str) -> bool {
+    SECRET_HEADERS.contains(&name) || SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
+}
+
 /// The parts of a request the receiver needs, gathered by the handlers.
 #[derive(Debug)]
 pub(super) struct Incoming {
@@ -66,7 +75,7 @@ impl Incoming {
 fn safe_headers_json(headers: &HeaderMap) -> String {
     let mut kept = Map::new();
     for (name, value) in headers {
-        if SECRET_HEADERS.contains(&name.as_str()) {
+        if is_secret_header(name.as_str()) {
             continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes());
@@ -93,6 +102,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
         headers.insert("cookie", HeaderValue::from_static("session=s3cret"));
+        headers.insert("x-api-key", HeaderValue::from_static("s3cret"));
+        headers.insert("x-iterable-webhook-token", HeaderValue::from_static("s3cret"));
         headers.insert("user-agent", HeaderValue::from_static("Iterable"));
         headers.append("x-tag", HeaderValue::from_static("a"));
         headers.append("x-tag", HeaderValue::from_static("b"));

@@ -48,10 +48,20 @@ impl Checkpointer {
 }
 
 fn run(conn: &Connection, stop: &AtomicBool) {
+    let mut failing = false;
     while !stop.load(Ordering::Relaxed) {
         std::thread::park_timeout(INTERVAL);
-        if let Err(err) = checkpoint(conn, "PASSIVE") {
-            tracing::warn!(error = %err, "WAL checkpoint failed; will retry");
+        // Logged when the state changes, not every pass: a full disk would flood the log.
+        match (checkpoint(conn, "PASSIVE"), failing) {
+            (Ok(_), true) => {
+                tracing::info!("WAL checkpoints work again");
+                failing = false;
+            }
+            (Err(err), false) => {
+                tracing::warn!(error = %err, "WAL checkpoint failed; retrying quietly");
+                failing = true;
+            }
+            _ => {}
         }
     }
     // Leave a short WAL behind so the next start and users' readers find a compact file.

@@ -159,10 +159,11 @@ fn write_batch(
     batch: &[(i64, RawRequest)],
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
+    // Normalised before the write lock is taken, so `serve` waits only for the writes.
+    let outcomes: Vec<_> = batch.iter().map(|(_, request)| normalise(request)).collect();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut inserts = Inserts::new(&tx, OnConflict::Update);
-    for (seq, request) in batch {
-        let outcome = normalise(request);
+    for ((seq, request), outcome) in batch.iter().zip(outcomes) {
         let failures_before: i64 =
             tx.query_row("SELECT count(*) FROM failed_events WHERE raw_seq = ?1", [seq], |r| {
                 r.get(0)

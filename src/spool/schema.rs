@@ -73,6 +73,10 @@ const MIGRATIONS: &[&str] = &[
     -- The per-event views filter on the name and users ask for time ranges. Inserts arrive in
     -- roughly `created_at` order per name, so this index stays cheap to maintain.
     CREATE INDEX events_name_created ON events (event_name, created_at);
+    -- Replay replaces a request's own rows; without this it scans the table per request.
+    CREATE INDEX events_raw_seq ON events (raw_seq);
+    -- One row the writer rewrites to check, after a failure, that commits work again.
+    CREATE TABLE spool_probe (id INTEGER PRIMARY KEY, probed_at TEXT NOT NULL);
     CREATE TABLE journey_calls (
         seq          INTEGER PRIMARY KEY,                -- the raw request's seq
         received_at  TEXT    NOT NULL,

@@ -64,10 +64,12 @@ pub(super) fn start(
     let thread = std::thread::Builder::new()
         .name("spool-writer".to_owned())
         .spawn(move || {
-            run(conn, jobs, shared, max_batch);
+            run(conn, jobs, Arc::clone(&shared), max_batch);
+            // Nothing will be written any more: readiness must say so.
+            shared.writable.store(false, Ordering::Relaxed);
             checkpointer.stop();
         })
-        .map_err(|source| SpoolError::CreateDir { path: "spool writer thread".into(), source })?;
+        .map_err(|source| SpoolError::Thread { name: "spool-writer", source })?;
     Ok((queue, WriterHandle { thread }))
 }
 
@@ -189,11 +191,17 @@ fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64
 }
 
 /// Checks that a write transaction can be opened again after a failure.
+/// Commits a one-row write: taking the lock alone succeeds on a full disk, a commit does not.
 fn probe(conn: &mut Connection, shared: &Shared) {
-    let writable = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .and_then(|tx| tx.rollback())
-        .is_ok();
+    let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO spool_probe (id, probed_at) VALUES (1, ?1)",
+            [super::format_time(&chrono::Utc::now())],
+        )?;
+        tx.commit()
+    };
+    let writable = write(conn).is_ok();
     if writable {
         tracing::info!("the store accepts writes again");
         shared.writable.store(true, Ordering::Relaxed);
