@@ -1,10 +1,16 @@
 //! Authentication: the one place an unauthenticated request becomes an [`AcceptedRequest`],
-//! the only type the spool will store.
+//! the only type the spool will store. Secrets are compared in constant time and never logged.
 
-use crate::config::SourceConfig;
-use crate::spool::RawRequest;
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 use super::ReceiveError;
+use super::request::Incoming;
+use crate::config::{SourceAuth, SourceConfig};
+use crate::spool::RawRequest;
 
 /// A request that passed its source's checks. Its field is private to this module, so no other
 /// code can make one.
@@ -23,11 +29,117 @@ impl AcceptedRequest {
     }
 }
 
-/// Checks a request against its source. Sources have no authentication options yet, so every
-/// request to a configured source is accepted; per-source secrets and allow-lists come here.
+/// Checks the request's credentials against its source before its body is looked at, then
+/// builds the record the spool keeps (without the credentials).
 pub(super) fn authenticate(
-    _source: &SourceConfig,
-    raw: RawRequest,
+    source: &SourceConfig,
+    incoming: Incoming,
+    max_body: usize,
 ) -> Result<AcceptedRequest, ReceiveError> {
+    if !credentials_match(&source.auth, &incoming.headers) {
+        tracing::info!(
+            source = %source.name,
+            auth = source.auth.mode(),
+            remote = %incoming.remote.ip(),
+            "refused: missing or wrong credentials"
+        );
+        return Err(ReceiveError::Unauthorized { challenge: challenge(&source.auth) });
+    }
+    let raw = incoming.into_raw(&source.name, source.auth.secret_header(), max_body)?;
     Ok(AcceptedRequest { raw })
+}
+
+fn credentials_match(auth: &SourceAuth, headers: &HeaderMap) -> bool {
+    let authorization = || headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match auth {
+        SourceAuth::None => true,
+        SourceAuth::Token(secrets) => authorization()
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                let known =
+                    scheme.eq_ignore_ascii_case("oauth2") || scheme.eq_ignore_ascii_case("bearer");
+                known.then(|| any_equal(secrets, token.trim().as_bytes()))
+            })
+            .unwrap_or(false),
+        SourceAuth::Basic(secrets) => authorization()
+            .and_then(|value| {
+                let (scheme, given) = value.trim().split_once(' ')?;
+                if !scheme.eq_ignore_ascii_case("basic") {
+                    return None;
+                }
+                let given = given.trim();
+                // Iterable sends the configured token as is; standard clients send base64 of
+                // `user:password`. The secret may be written either way.
+                let decoded = BASE64.decode(given).unwrap_or_default();
+                Some(any_equal(secrets, given.as_bytes()) | any_equal(secrets, &decoded))
+            })
+            .unwrap_or(false),
+        SourceAuth::Header { name, secrets } => headers
+            .get(name.as_str())
+            .map(|value| any_equal(secrets, value.as_bytes()))
+            .unwrap_or(false),
+    }
+}
+
+/// Whether `given` equals any secret, in time independent of where they differ. Every secret
+/// is compared, so the time does not say which one matched either.
+fn any_equal(secrets: &[SecretString], given: &[u8]) -> bool {
+    secrets
+        .iter()
+        .fold(subtle::Choice::from(0), |found, secret| {
+            found | secret.expose_secret().as_bytes().ct_eq(given)
+        })
+        .into()
+}
+
+fn challenge(auth: &SourceAuth) -> String {
+    match auth {
+        SourceAuth::Basic(_) => r#"Basic realm="hookhouse""#.to_owned(),
+        SourceAuth::Header { name, .. } => format!(r#"ApiKey realm="hookhouse", header="{name}""#),
+        SourceAuth::Token(_) | SourceAuth::None => r#"Bearer realm="hookhouse""#.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn secrets(list: &[&str]) -> Vec<SecretString> {
+        list.iter().map(|s| SecretString::from(s.to_string())).collect()
+    }
+
+    fn with(name: &'static str, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn token_accepts_oauth2_and_bearer_and_every_live_secret() {
+        let auth = SourceAuth::Token(secrets(&["new", "old"]));
+        assert!(credentials_match(&auth, &with("authorization", "OAuth2 new")));
+        assert!(credentials_match(&auth, &with("authorization", "Bearer old")));
+        assert!(credentials_match(&auth, &with("authorization", "bearer  new ")));
+        assert!(!credentials_match(&auth, &with("authorization", "Bearer nope")));
+        assert!(!credentials_match(&auth, &with("authorization", "Basic new")));
+        assert!(!credentials_match(&auth, &HeaderMap::new()));
+    }
+
+    #[test]
+    fn basic_accepts_the_secret_itself_or_base64_of_user_password() {
+        let auth = SourceAuth::Basic(secrets(&["iterable:pa55", "raw-token"]));
+        let encoded = BASE64.encode("iterable:pa55");
+        assert!(credentials_match(&auth, &with("authorization", &format!("Basic {encoded}"))));
+        assert!(credentials_match(&auth, &with("authorization", "Basic raw-token")));
+        assert!(!credentials_match(&auth, &with("authorization", "Basic aXRlcmFibGU6d3Jvbmc=")));
+    }
+
+    #[test]
+    fn header_mode_reads_its_header() {
+        let auth = SourceAuth::Header { name: "x-api-key".into(), secrets: secrets(&["k1"]) };
+        assert!(credentials_match(&auth, &with("x-api-key", "k1")));
+        assert!(!credentials_match(&auth, &with("x-api-key", "k2")));
+        assert!(!credentials_match(&auth, &with("authorization", "Bearer k1")));
+    }
 }

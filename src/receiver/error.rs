@@ -25,6 +25,8 @@ pub enum ReceiveError {
     BodyRead(#[source] BytesRejection),
     #[error("not found")]
     NotFound,
+    #[error("missing or wrong credentials")]
+    Unauthorized { challenge: String },
     #[error("the request could not be stored")]
     Spool(#[from] SpoolError),
 }
@@ -36,6 +38,7 @@ impl ReceiveError {
             | ReceiveError::SnowplowDisabled
             | ReceiveError::NotFound => StatusCode::NOT_FOUND,
             ReceiveError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ReceiveError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead(rejection) => rejection.status(),
@@ -70,6 +73,11 @@ impl IntoResponse for ReceiveError {
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if let ReceiveError::Unauthorized { challenge } = &self {
+            if let Ok(value) = HeaderValue::from_str(challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
         if let Some(seconds) = self.retry_after() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

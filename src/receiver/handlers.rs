@@ -91,8 +91,7 @@ async fn store(
         .config
         .source(source_name)
         .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
-    let raw = incoming.into_raw(&source.name, state.config.server.max_body_bytes)?;
-    let accepted = authenticate(source, raw)?;
+    let accepted = authenticate(source, incoming, state.config.server.max_body_bytes)?;
     let outcome = pipeline::normalise(accepted.raw());
     let (events, failed) = (outcome.events.len(), outcome.failures.len());
     let receipt = state.spool.append(accepted, outcome).await?;

@@ -38,6 +38,7 @@ impl Incoming {
     pub(super) fn into_raw(
         self,
         source: &str,
+        secret_header: Option<&str>,
         max_body: usize,
     ) -> Result<RawRequest, ReceiveError> {
         let body = self.body.map_err(|rejection| {
@@ -61,7 +62,7 @@ impl Incoming {
             method: self.method.as_str().to_owned(),
             path: self.uri.path().to_owned(),
             query: self.uri.query().map(str::to_owned),
-            headers_json: safe_headers_json(&self.headers),
+            headers_json: safe_headers_json(&self.headers, secret_header),
             remote_addr: Some(self.remote.ip().to_string()),
             content_type,
             body_sha256: sha256_hex(&body),
@@ -72,10 +73,10 @@ impl Incoming {
 
 /// The headers as a JSON object, names lower-case, repeated headers joined with `, `, and
 /// credentials left out.
-fn safe_headers_json(headers: &HeaderMap) -> String {
+fn safe_headers_json(headers: &HeaderMap, secret_header: Option<&str>) -> String {
     let mut kept = Map::new();
     for (name, value) in headers {
-        if is_secret_header(name.as_str()) {
+        if is_secret_header(name.as_str()) || secret_header == Some(name.as_str()) {
             continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes());
@@ -107,7 +108,8 @@ mod tests {
         headers.insert("user-agent", HeaderValue::from_static("Iterable"));
         headers.append("x-tag", HeaderValue::from_static("a"));
         headers.append("x-tag", HeaderValue::from_static("b"));
-        let json = safe_headers_json(&headers);
+        headers.insert("x-custom-auth", HeaderValue::from_static("s3cret"));
+        let json = safe_headers_json(&headers, Some("x-custom-auth"));
         assert!(!json.contains("s3cret"), "{json}");
         assert_eq!(json, r#"{"user-agent":"Iterable","x-tag":"a, b"}"#);
     }

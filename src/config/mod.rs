@@ -8,6 +8,11 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod source;
+
+use source::resolve_auth;
+pub use source::{RawSource, SourceAuth};
+
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -69,12 +74,6 @@ impl Default for RawStore {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSource {
-    pub name: String,
-}
-
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -112,9 +111,10 @@ impl StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SourceConfig {
     pub name: String,
+    pub auth: SourceAuth,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,10 +166,13 @@ impl Config {
             positive(&mut problems, "store.max_queue_depth", raw.store.max_queue_depth);
         let max_batch = positive(&mut problems, "store.max_batch", raw.store.max_batch);
 
-        let mut sources: Vec<SourceConfig> =
-            raw.sources.into_iter().map(|s| SourceConfig { name: s.name }).collect();
+        let mut sources: Vec<SourceConfig> = raw
+            .sources
+            .iter()
+            .map(|s| SourceConfig { name: s.name.clone(), auth: resolve_auth(s, &mut problems) })
+            .collect();
         if sources.is_empty() {
-            sources.push(SourceConfig { name: DEFAULT_SOURCE.to_owned() });
+            sources.push(SourceConfig { name: DEFAULT_SOURCE.to_owned(), auth: SourceAuth::None });
         }
         let mut seen = HashSet::new();
         for source in &sources {
@@ -286,7 +289,9 @@ mod tests {
     #[test]
     fn no_configuration_gives_one_default_source() {
         let config = from_toml("").unwrap();
-        assert_eq!(config.sources, vec![SourceConfig { name: "default".into() }]);
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].name, "default");
+        assert_eq!(config.sources[0].auth.mode(), "none");
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.server.max_body_bytes, 1_048_576);
         assert_eq!(config.server.snowplow_source.as_deref(), Some("default"));
@@ -320,5 +325,42 @@ mod tests {
             from_toml("[server]\nsnowplow_source = \"prod\"\n[[sources]]\nname = \"prod\"\n")
                 .unwrap();
         assert_eq!(config.server.snowplow_source.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn source_auth_problems_are_listed_together() {
+        let err = from_toml(
+            "[[sources]]\nname = \"a\"\nauth = \"token\"\nsecrets = [\"env:HOOKHOUSE_TEST_UNSET_VAR_1\"]\n\
+             [[sources]]\nname = \"b\"\nauth = \"header\"\nsecrets = [\"x\"]\n\
+             [[sources]]\nname = \"c\"\nauth = \"magic\"\n\
+             [[sources]]\nname = \"d\"\nauth = \"basic\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in ["HOOKHOUSE_TEST_UNSET_VAR_1", "needs `header`", "\"magic\"", "no `secrets`"]
+        {
+            assert!(err.contains(needle), "missing {needle} in {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_files_without_their_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let config = from_toml(&format!(
+            "[[sources]]\nname = \"p\"\nauth = \"header\"\nheader = \"X-Api-Key\"\n\
+             secrets = [\"file:{}\", \"inline\"]\n",
+            path.display()
+        ))
+        .unwrap();
+        let SourceAuth::Header { name, secrets } = &config.sources[0].auth else {
+            panic!("header mode expected");
+        };
+        assert_eq!(name, "x-api-key");
+        use secrecy::ExposeSecret;
+        let values: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(values, ["from-file", "inline"]);
+        assert!(!format!("{config:?}").contains("from-file"), "Debug never shows a secret");
     }
 }
