@@ -3,8 +3,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
@@ -12,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::receiver::{self, AppState};
 use crate::spool::{Spool, WriterHandle};
+use crate::tls::TlsFiles;
 
 /// A bound, ready-to-run hookhouse.
 #[derive(Debug)]
@@ -19,6 +23,8 @@ pub struct App {
     listener: TcpListener,
     state: Arc<AppState>,
     writer: WriterHandle,
+    /// The certificate files and the live configuration SIGHUP reloads, when serving HTTPS.
+    tls: Option<(TlsFiles, RustlsConfig)>,
 }
 
 impl App {
@@ -33,7 +39,15 @@ impl App {
                 "failed to listen on `{listen}`: choose another with --listen or `server.listen`"
             )
         })?;
-        Ok(App { listener, state: Arc::new(AppState { config, spool }), writer })
+        // Certificates are read now, so a bad file stops start-up rather than the first request.
+        let tls = match &config.server.tls {
+            Some(files) => {
+                let loaded = files.load().context("failed to set up TLS")?;
+                Some((files.clone(), RustlsConfig::from_config(loaded)))
+            }
+            None => None,
+        };
+        Ok(App { listener, state: Arc::new(AppState { config, spool }), writer, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -56,40 +70,86 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { listener, state, writer } = self;
+        let App { listener, state, writer, tls } = self;
         let grace = state.config.server.shutdown_timeout;
-        let (began, shutdown_began) = oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = began.send(());
-        };
         let router = receiver::router(state);
-        let serve =
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(signal);
-        let deadline = async move {
-            match shutdown_began.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending().await,
+        let drained = match tls {
+            None => serve_plain(listener, router, shutdown, grace).await?,
+            Some((files, config)) => {
+                files.reload_on_sighup(config.clone()).context("failed to listen for SIGHUP")?;
+                serve_tls(listener, router, config, shutdown, grace).await?;
+                true
             }
         };
-        tokio::select! {
-            served = serve => served.context("the HTTP server failed")?,
-            () = deadline => {
-                tracing::warn!(
-                    timeout_secs = grace.as_secs(),
-                    "connections still open after the shutdown timeout; closing them"
-                );
-                return Ok(());
-            }
+        if !drained {
+            tracing::warn!(
+                timeout_secs = grace.as_secs(),
+                "connections still open after the shutdown timeout; closing them"
+            );
+            return Ok(());
         }
-        // The router, and with it the last handle to the spool, is dropped by now, so the
-        // writer drains its queue and exits.
-        tokio::task::spawn_blocking(move || writer.join())
-            .await
-            .context("failed to wait for the store to finish")?;
+        // The router, and with it the last handle to the spool, is dropped once the last
+        // connection has ended, so the writer drains its queue and exits. Connections cut at
+        // the deadline may take a moment to unwind; the join is bounded so exit never hangs.
+        let join = tokio::task::spawn_blocking(move || writer.join());
+        match tokio::time::timeout(WRITER_JOIN_TIMEOUT, join).await {
+            Ok(joined) => joined.context("failed to wait for the store to finish")?,
+            Err(_) => tracing::warn!("the store writer did not finish in time; exiting anyway"),
+        }
         Ok(())
     }
+}
+
+/// How long shutdown waits for the writer once the server has stopped.
+const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Plain HTTP. Returns whether every connection closed within `grace` after the signal.
+async fn serve_plain(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<bool> {
+    let (began, shutdown_began) = oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = began.send(());
+    };
+    let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal);
+    let deadline = async move {
+        match shutdown_began.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = serve => served.context("the HTTP server failed").map(|()| true),
+        () = deadline => Ok(false),
+    }
+}
+
+/// HTTPS (HTTP/1.1 and HTTP/2 by ALPN); axum-server closes what is still open after `grace`.
+async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    config: RustlsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(grace));
+    });
+    let listener = listener.into_std().context("failed to hand the socket to the TLS server")?;
+    axum_server::from_tcp_rustls(listener, config)
+        .context("failed to start the TLS server")?
+        .handle(handle)
+        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .context("the HTTPS server failed")
 }
 
 /// Installs the SIGTERM and ctrl-c (SIGINT) handlers now, so a signal that arrives before

@@ -12,6 +12,7 @@
 //! - [`iterable`]: Iterable's envelope, timestamps and ids.
 //! - [`pipeline`]: a stored request in, canonical events and failures out.
 //! - [`spool`]: the durable SQLite store and its group-commit writer.
+//! - [`tls`]: certificates for HTTPS, reloaded on SIGHUP.
 //! - [`sinks`]: where events are loaded; the embedded SQLite sink writes inside the spool's
 //!   transaction.
 
@@ -24,3 +25,4 @@ pub mod receiver;
 pub mod simulate;
 pub mod sinks;
 pub mod spool;
+pub mod tls;

@@ -34,8 +34,9 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Tells a new user where to point Iterable.
 fn print_banner(app: &App) {
-    let base = format!("http://{}", app.local_addr());
     let config = app.config();
+    let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{}", app.local_addr());
     let mut text = format!(
         "hookhouse {} listening on {base}\n  store: {}\n\n  Point Iterable's system webhooks \
          (Integrations > Webhooks) at:\n",
@@ -51,9 +52,12 @@ fn print_banner(app: &App) {
              iglu%3Acom.iterable%2Fsystem_webhook%2Fjsonschema%2F1-0-0\n"
         ));
     }
-    text.push_str(
-        "  Iterable only calls HTTPS URLs: publish this port through a TLS-terminating proxy.\n  \
-         Health: /healthz  Readiness: /readyz\n",
-    );
+    if config.server.tls.is_none() {
+        text.push_str(
+            "  Iterable only calls HTTPS URLs: set `[server.tls]` or publish this port through a \
+             TLS-terminating proxy.\n",
+        );
+    }
+    text.push_str("  Health: /healthz  Readiness: /readyz\n");
     println!("{text}");
 }

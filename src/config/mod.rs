@@ -13,6 +13,7 @@ mod source;
 use source::resolve_auth;
 pub use source::{RawSource, SourceAuth};
 
+use crate::tls::TlsFiles;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,15 @@ pub struct RawServer {
     pub snowplow_source: String,
     /// How long a shutdown waits for open connections before closing them.
     pub shutdown_timeout_secs: u64,
+    /// Serve HTTPS with these PEM files.
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for RawServer {
@@ -47,6 +57,7 @@ impl Default for RawServer {
             max_body_bytes: 1024 * 1024,
             snowplow_source: DEFAULT_SOURCE.to_owned(),
             shutdown_timeout_secs: 30,
+            tls: None,
         }
     }
 }
@@ -95,6 +106,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub snowplow_source: Option<String>,
     pub shutdown_timeout: Duration,
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +213,15 @@ impl Config {
             None
         };
 
+        let tls = raw.server.tls.map(|tls| TlsFiles { cert: tls.cert, key: tls.key });
+        if let Some(tls) = &tls {
+            for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+                if !path.is_file() {
+                    problems.push(format!("`{key}`: `{}` is not a file", path.display()));
+                }
+            }
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -210,6 +231,7 @@ impl Config {
                 max_body_bytes: max_body_bytes.get(),
                 snowplow_source,
                 shutdown_timeout: Duration::from_secs(raw.server.shutdown_timeout_secs),
+                tls,
             },
             store: StoreConfig {
                 data_dir: raw.store.data_dir,

@@ -1,0 +1,58 @@
+//! HTTPS with a certificate made in the test: HTTP/1.1 and HTTP/2 (ALPN), and a request over
+//! TLS is stored like any other.
+
+mod common;
+
+use common::{email_open, spawn_app_with};
+use hookhouse::tls::TlsFiles;
+
+/// A self-signed certificate for `localhost`, written as PEM files; returns its PEM.
+fn write_certificate(dir: &std::path::Path) -> (TlsFiles, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let files = TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    let pem = certified.cert.pem();
+    std::fs::write(&files.cert, &pem).unwrap();
+    std::fs::write(&files.key, certified.signing_key.serialize_pem()).unwrap();
+    (files, pem)
+}
+
+fn client(pem: &str, http1_only: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap());
+    if http1_only {
+        builder = builder.http1_only();
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn https_serves_http1_and_http2_and_stores_the_request() {
+    let certs = tempfile::tempdir().unwrap();
+    let (files, pem) = write_certificate(certs.path());
+    let app = spawn_app_with(move |config| config.server.tls = Some(files)).await;
+    let url = format!("https://localhost:{}/iterable/default", app.addr.port());
+
+    for (http1_only, version) in
+        [(true, reqwest::Version::HTTP_11), (false, reqwest::Version::HTTP_2)]
+    {
+        let response = client(&pem, http1_only)
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(email_open(&format!("tls-{http1_only}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), version);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM events"), 2);
+
+    // Plain HTTP on the HTTPS port is refused, not served.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/healthz", app.addr.port()))
+        .send()
+        .await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+    app.stop().await.unwrap();
+}
