@@ -2,6 +2,7 @@
 //! TLS is stored like any other.
 
 mod common;
+mod process;
 
 use common::{email_open, spawn_app_with};
 use hookhouse::tls::TlsFiles;
@@ -18,6 +19,7 @@ fn write_certificate(dir: &std::path::Path) -> (TlsFiles, String) {
 
 fn client(pem: &str, http1_only: bool) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
         .resolve("localhost", "127.0.0.1:0".parse().unwrap());
     if http1_only {
@@ -55,4 +57,36 @@ async fn https_serves_http1_and_http2_and_stores_the_request() {
         .await;
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, first) = write_certificate(dir.path());
+    let config = dir.path().join("hookhouse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server.tls]\ncert = '{}'\nkey = '{}'\n",
+            files.cert.display(),
+            files.key.display()
+        ),
+    )
+    .unwrap();
+    let mut command = process::serve(&dir.path().join("data"));
+    command.arg("--config").arg(&config);
+    let mut server = process::Server::start(command).await;
+    let port = server.addr().rsplit(':').next().unwrap().to_owned();
+    let health = format!("https://localhost:{port}/healthz");
+    assert_eq!(client(&first, true).get(&health).send().await.unwrap().status(), 200);
+
+    let (_, second) = write_certificate(dir.path());
+    server.signal("HUP");
+    server.wait_for_output("TLS certificate reloaded").await;
+    assert_eq!(client(&second, true).get(&health).send().await.unwrap().status(), 200);
+    assert!(client(&first, true).get(&health).send().await.is_err(), "old certificate served");
+
+    server.terminate().await;
+    let status = server.wait_exit(process::PROCESS_DEADLINE).await;
+    assert!(status.success(), "{status}\n{}", server.output());
 }

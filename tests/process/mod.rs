@@ -74,7 +74,9 @@ impl Server {
             panic!("the banner's first line is not `{prefix}<url>`: {first_line:?}");
         };
         assert!(
-            base_url.starts_with("http://127.0.0.1:") && !base_url.ends_with(":0"),
+            (base_url.starts_with("http://127.0.0.1:")
+                || base_url.starts_with("https://127.0.0.1:"))
+                && !base_url.ends_with(":0"),
             "the banner names no bound port: {first_line:?}"
         );
         server.base_url = base_url.to_owned();
@@ -87,7 +89,29 @@ impl Server {
 
     /// `host:port` of the listening socket.
     pub(crate) fn addr(&self) -> &str {
-        self.base_url.trim_start_matches("http://")
+        self.base_url.trim_start_matches("https://").trim_start_matches("http://")
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, ...) with the `kill` command.
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("failed to run `kill`");
+        assert!(status.success(), "`kill -{name}` failed: {status}");
+    }
+
+    /// Waits until stdout or stderr contains `needle`.
+    pub(crate) async fn wait_for_output(&self, needle: &str) {
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        while !self.output().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` within {PROCESS_DEADLINE:?}\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until stdout contains `needle`, and returns it all.
