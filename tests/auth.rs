@@ -17,7 +17,7 @@ fn secrets(list: &[&str]) -> Vec<SecretString> {
 
 async fn app_with_source(auth: SourceAuth) -> TestApp {
     spawn_app_with(move |config| {
-        config.sources = vec![SourceConfig { name: "prod".into(), auth }];
+        config.sources = vec![SourceConfig { name: "prod".into(), auth, allow: Vec::new() }];
     })
     .await
 }
@@ -92,5 +92,49 @@ async fn header_mode_checks_its_header_and_never_stores_it() {
         app.db().query_row("SELECT headers FROM raw_requests", [], |r| r.get(0)).unwrap();
     assert!(!headers.contains("x-iterable-key"), "{headers}");
     assert_not_stored(&app, "hdr-5ecret");
+    app.stop().await.unwrap();
+}
+
+fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+async fn app_with_allow_list(allow: &[&str], trusted: &[&str]) -> TestApp {
+    let (allow, trusted) = (nets(allow), nets(trusted));
+    spawn_app_with(move |config| {
+        config.sources = vec![SourceConfig { name: "prod".into(), auth: SourceAuth::None, allow }];
+        config.server.trusted_proxies = trusted;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn allow_lists_refuse_other_addresses_with_403() {
+    let outside = app_with_allow_list(&["10.0.0.0/8", "2001:db8::/32"], &[]).await;
+    assert_eq!(post(&outside, None).await.status(), 403);
+    // Without a trusted proxy, X-Forwarded-For is anyone's to write and is ignored.
+    assert_eq!(post(&outside, Some(("x-forwarded-for", "10.1.2.3"))).await.status(), 403);
+    assert_eq!(outside.count("SELECT count(*) FROM raw_requests"), 0);
+    outside.stop().await.unwrap();
+
+    let inside = app_with_allow_list(&["127.0.0.0/8"], &[]).await;
+    assert_eq!(post(&inside, None).await.status(), 200);
+    inside.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_from_a_trusted_proxy_ipv4_and_ipv6() {
+    let app = app_with_allow_list(&["203.0.113.0/24", "2001:db8::/32"], &["127.0.0.1/32"]).await;
+    for (forwarded, status) in [
+        ("203.0.113.9", 200),
+        ("2001:db8::5", 200),
+        ("198.51.100.1", 403),
+        ("203.0.113.9, 198.51.100.1", 403),
+        ("not-an-address", 403),
+    ] {
+        let response = post(&app, Some(("x-forwarded-for", forwarded))).await;
+        assert_eq!(response.status(), status, "{forwarded}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 2);
     app.stop().await.unwrap();
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 mod source;
 
-use source::resolve_auth;
+use ipnet::IpNet;
 pub use source::{RawSource, SourceAuth};
+use source::{resolve_allow, resolve_auth};
 
 use crate::tls::TlsFiles;
 use figment::Figment;
@@ -41,6 +42,8 @@ pub struct RawServer {
     pub shutdown_timeout_secs: u64,
     /// Serve HTTPS with these PEM files.
     pub tls: Option<RawTls>,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDR ranges or addresses).
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +61,7 @@ impl Default for RawServer {
             snowplow_source: DEFAULT_SOURCE.to_owned(),
             shutdown_timeout_secs: 30,
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub struct ServerConfig {
     pub snowplow_source: Option<String>,
     pub shutdown_timeout: Duration,
     pub tls: Option<TlsFiles>,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +132,8 @@ impl StoreConfig {
 pub struct SourceConfig {
     pub name: String,
     pub auth: SourceAuth,
+    /// Ranges allowed to send; empty allows any address.
+    pub allow: Vec<IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,10 +188,18 @@ impl Config {
         let mut sources: Vec<SourceConfig> = raw
             .sources
             .iter()
-            .map(|s| SourceConfig { name: s.name.clone(), auth: resolve_auth(s, &mut problems) })
+            .map(|s| SourceConfig {
+                name: s.name.clone(),
+                auth: resolve_auth(s, &mut problems),
+                allow: resolve_allow(s, &mut problems),
+            })
             .collect();
         if sources.is_empty() {
-            sources.push(SourceConfig { name: DEFAULT_SOURCE.to_owned(), auth: SourceAuth::None });
+            sources.push(SourceConfig {
+                name: DEFAULT_SOURCE.to_owned(),
+                auth: SourceAuth::None,
+                allow: Vec::new(),
+            });
         }
         let mut seen = HashSet::new();
         for source in &sources {
@@ -213,6 +228,15 @@ impl Config {
             None
         };
 
+        let mut trusted_proxies = Vec::new();
+        for entry in &raw.server.trusted_proxies {
+            match source::parse_net(entry) {
+                Some(net) => trusted_proxies.push(net),
+                None => problems.push(format!(
+                    "`{entry}` in `server.trusted_proxies` is not an address or CIDR range"
+                )),
+            }
+        }
         let tls = raw.server.tls.map(|tls| TlsFiles { cert: tls.cert, key: tls.key });
         if let Some(tls) = &tls {
             for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
@@ -232,6 +256,7 @@ impl Config {
                 snowplow_source,
                 shutdown_timeout: Duration::from_secs(raw.server.shutdown_timeout_secs),
                 tls,
+                trusted_proxies,
             },
             store: StoreConfig {
                 data_dir: raw.store.data_dir,

@@ -2,8 +2,12 @@
 //! `env:NAME` or `file:PATH`. Secrets live in `SecretString`, so they never reach a log line
 //! or a `Debug` print.
 
+use std::path::PathBuf;
+
+use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// A source as written in the configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +24,13 @@ pub struct RawSource {
     /// The header carrying the secret, for `auth = "header"`.
     #[serde(default)]
     pub header: Option<String>,
+    /// Addresses or CIDR ranges allowed to send to this source (empty: any).
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    /// A local copy of Iterable's published IP ranges (JSON, prefixes under `webhooks`), added
+    /// to `allow_ips`.
+    #[serde(default)]
+    pub allow_ips_file: Option<PathBuf>,
 }
 
 fn default_auth() -> String {
@@ -137,4 +148,79 @@ fn resolve_secret(source: &str, spec: &str, problems: &mut Vec<String>) -> Optio
         return None;
     }
     Some(SecretString::from(value))
+}
+
+/// Parses `1.2.3.0/24`, `2001:db8::/32` or a bare address (a one-address range).
+pub(super) fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// Validates a source's allow-list, adding every problem to `problems`.
+pub(super) fn resolve_allow(raw: &RawSource, problems: &mut Vec<String>) -> Vec<IpNet> {
+    let mut allow = Vec::new();
+    for entry in &raw.allow_ips {
+        match parse_net(entry) {
+            Some(net) => allow.push(net),
+            None => problems.push(format!(
+                "source `{}`: `{entry}` in `allow_ips` is not an address or CIDR range",
+                raw.name
+            )),
+        }
+    }
+    if let Some(path) = &raw.allow_ips_file {
+        match iterable_ranges(path) {
+            Ok(ranges) if !ranges.is_empty() => allow.extend(ranges),
+            Ok(_) => problems.push(format!(
+                "source `{}`: `{}` has no ranges under `webhooks`",
+                raw.name,
+                path.display()
+            )),
+            Err(reason) => problems.push(format!("source `{}`: {reason}", raw.name)),
+        }
+    }
+    allow
+}
+
+/// Every CIDR string found under the `webhooks` key of Iterable's ranges document, whatever
+/// its grouping (per data centre, per region, a flat list).
+fn iterable_ranges(path: &std::path::Path) -> Result<Vec<IpNet>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
+    let document: Value = serde_json::from_str(&text)
+        .map_err(|err| format!("`{}` is not JSON: {err}", path.display()))?;
+    let mut ranges = Vec::new();
+    if let Some(webhooks) = document.get("webhooks") {
+        collect_nets(webhooks, &mut ranges);
+    }
+    Ok(ranges)
+}
+
+fn collect_nets(value: &Value, out: &mut Vec<IpNet>) {
+    match value {
+        Value::String(text) => out.extend(parse_net(text)),
+        Value::Array(items) => items.iter().for_each(|item| collect_nets(item, out)),
+        Value::Object(map) => map.values().for_each(|item| collect_nets(item, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iterable_ranges_are_read_whatever_their_grouping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ip-ranges.json");
+        std::fs::write(
+            &path,
+            r#"{"webhooks": {"US": ["52.0.0.0/24", "3.3.3.3"], "EU": {"prefixes": ["2001:db8::/32"]}},
+               "other": ["9.9.9.0/24"]}"#,
+        )
+        .unwrap();
+        let ranges = iterable_ranges(&path).unwrap();
+        let text: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["2001:db8::/32", "52.0.0.0/24", "3.3.3.3/32"]);
+    }
 }

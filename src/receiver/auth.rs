@@ -4,10 +4,12 @@
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::ReceiveError;
+use super::client_ip::{allowed, client_ip};
 use super::request::Incoming;
 use crate::config::{SourceAuth, SourceConfig};
 use crate::spool::RawRequest;
@@ -29,13 +31,20 @@ impl AcceptedRequest {
     }
 }
 
-/// Checks the request's credentials against its source before its body is looked at, then
-/// builds the record the spool keeps (without the credentials).
+/// Checks the caller's address against the source's allow-list (403), then its credentials
+/// (401), before its body is looked at; then builds the record the spool keeps, without the
+/// credentials.
 pub(super) fn authenticate(
     source: &SourceConfig,
+    trusted_proxies: &[IpNet],
     incoming: Incoming,
     max_body: usize,
 ) -> Result<AcceptedRequest, ReceiveError> {
+    let client = client_ip(incoming.remote.ip(), &incoming.headers, trusted_proxies);
+    if !allowed(client, &source.allow) {
+        tracing::info!(source = %source.name, client = %client, "refused: address not allowed");
+        return Err(ReceiveError::Forbidden);
+    }
     if !credentials_match(&source.auth, &incoming.headers) {
         tracing::info!(
             source = %source.name,

@@ -25,6 +25,8 @@ pub enum ReceiveError {
     BodyRead(#[source] BytesRejection),
     #[error("not found")]
     NotFound,
+    #[error("this address may not send to this source")]
+    Forbidden,
     #[error("missing or wrong credentials")]
     Unauthorized { challenge: String },
     #[error("the request could not be stored")]
@@ -39,6 +41,7 @@ impl ReceiveError {
             | ReceiveError::NotFound => StatusCode::NOT_FOUND,
             ReceiveError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ReceiveError::Forbidden => StatusCode::FORBIDDEN,
             ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead(rejection) => rejection.status(),

@@ -91,7 +91,8 @@ async fn store(
         .config
         .source(source_name)
         .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
-    let accepted = authenticate(source, incoming, state.config.server.max_body_bytes)?;
+    let server = &state.config.server;
+    let accepted = authenticate(source, &server.trusted_proxies, incoming, server.max_body_bytes)?;
     let outcome = pipeline::normalise(accepted.raw());
     let (events, failed) = (outcome.events.len(), outcome.failures.len());
     let receipt = state.spool.append(accepted, outcome).await?;

@@ -3,6 +3,7 @@
 //! 2xx before the spool has committed.
 
 mod auth;
+mod client_ip;
 mod error;
 mod handlers;
 mod request;
