@@ -238,3 +238,30 @@ async fn a_stalled_client_does_not_hold_shutdown_past_its_timeout() {
     assert!(server.output().contains("shutdown timeout"), "{}", server.output());
     drop(stalled);
 }
+
+#[test]
+fn check_config_masks_secrets_and_lists_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(
+        dir.path(),
+        "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"s3cr3t-value\"]\n",
+    );
+    let mut command = hookhouse(dir.path());
+    command.args(["check-config", "--config"]).arg(&good);
+    let run = run_to_exit(command);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    assert!(run.stdout.contains("\"***\"") && run.stdout.contains("\"token\""), "{run:?}");
+    assert!(!run.stdout.contains("s3cr3t-value") && !run.stderr.contains("s3cr3t-value"));
+
+    let bad = write_config(
+        dir.path(),
+        "[server]\nlisten = \"x\"\n[[sources]]\nname = \"P\"\nauth = \"token\"\n",
+    );
+    let mut command = hookhouse(dir.path());
+    command.args(["check-config", "--config"]).arg(&bad);
+    let run = run_to_exit(command);
+    assert_eq!(run.status.code(), Some(1));
+    for needle in ["server.listen", "no `secrets`", "source name `P`"] {
+        assert!(run.stderr.contains(needle), "missing {needle}: {run:?}");
+    }
+}

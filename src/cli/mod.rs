@@ -1,5 +1,6 @@
 //! The command line: subcommands and their flags, and what each prints for a person.
 
+mod check_config;
 mod replay;
 mod serve;
 mod validate;
@@ -33,6 +34,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Re-run stored requests through the current normaliser (safe while `serve` runs).
     Replay(ReplayArgs),
+    /// Check a configuration without starting: list every problem, or print the effective
+    /// values with secrets masked.
+    CheckConfig(ServeArgs),
     /// Send realistic Iterable traffic to a receiver and report what it acknowledged; exit 1
     /// unless every request was answered 2xx.
     Simulate(SimulateArgs),
@@ -42,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => validate::validate(&args),
+        Command::CheckConfig(args) => check_config::check_config(args),
         Command::Replay(args) => tokio::task::spawn_blocking(move || replay::replay(&args)).await?,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;

@@ -1,0 +1,62 @@
+//! `hookhouse check-config`: load the configuration as `serve` would, refuse an invalid one
+//! listing every problem, or print the effective values with every secret masked.
+
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+
+use super::ServeArgs;
+use crate::config::{Config, Overrides, SourceAuth};
+
+pub(super) fn check_config(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    println!("{}", serde_json::to_string_pretty(&effective(&config))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration as JSON; a secret shows only as `"***"`, so the output can be pasted in
+/// a ticket.
+fn effective(config: &Config) -> Value {
+    let server = &config.server;
+    let store = &config.store;
+    let sources: Vec<Value> = config
+        .sources
+        .iter()
+        .map(|source| {
+            let (secrets, header) = match &source.auth {
+                SourceAuth::None => (0, None),
+                SourceAuth::Basic(s) | SourceAuth::Token(s) => (s.len(), None),
+                SourceAuth::Header { name, secrets } => (secrets.len(), Some(name.as_str())),
+            };
+            json!({
+                "name": source.name,
+                "auth": source.auth.mode(),
+                "secrets": vec!["***"; secrets],
+                "header": header,
+                "allow_ips": source.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "server": {
+            "listen": server.listen.to_string(),
+            "max_body_bytes": server.max_body_bytes,
+            "snowplow_source": server.snowplow_source,
+            "shutdown_timeout_secs": server.shutdown_timeout.as_secs(),
+            "trusted_proxies": server.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "tls": server.tls.as_ref().map(|tls| json!({
+                "cert": tls.cert.display().to_string(),
+                "key": tls.key.display().to_string(),
+            })),
+        },
+        "store": {
+            "data_dir": store.data_dir.display().to_string(),
+            "db_path": store.db_path().display().to_string(),
+            "max_queue_depth": store.max_queue_depth.get(),
+            "max_batch": store.max_batch.get(),
+            "busy_timeout_ms": store.busy_timeout.as_millis(),
+        },
+        "sources": sources,
+    })
+}
