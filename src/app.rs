@@ -47,7 +47,7 @@ impl App {
             }
             None => None,
         };
-        Ok(App { listener, state: Arc::new(AppState { config, spool }), writer, tls })
+        Ok(App { listener, state: Arc::new(AppState::new(config, spool)), writer, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

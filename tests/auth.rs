@@ -17,7 +17,12 @@ fn secrets(list: &[&str]) -> Vec<SecretString> {
 
 async fn app_with_source(auth: SourceAuth) -> TestApp {
     spawn_app_with(move |config| {
-        config.sources = vec![SourceConfig { name: "prod".into(), auth, allow: Vec::new() }];
+        config.sources = vec![SourceConfig {
+            name: "prod".into(),
+            auth,
+            allow: Vec::new(),
+            max_requests_per_second: None,
+        }];
     })
     .await
 }
@@ -102,7 +107,12 @@ fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
 async fn app_with_allow_list(allow: &[&str], trusted: &[&str]) -> TestApp {
     let (allow, trusted) = (nets(allow), nets(trusted));
     spawn_app_with(move |config| {
-        config.sources = vec![SourceConfig { name: "prod".into(), auth: SourceAuth::None, allow }];
+        config.sources = vec![SourceConfig {
+            name: "prod".into(),
+            auth: SourceAuth::None,
+            allow,
+            max_requests_per_second: None,
+        }];
         config.server.trusted_proxies = trusted;
     })
     .await
@@ -136,5 +146,31 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_ipv4_and_ipv6() {
         assert_eq!(response.status(), status, "{forwarded}");
     }
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 2);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_source_over_its_rate_limit_gets_429_with_retry_after() {
+    let app = spawn_app_with(|config| {
+        config.sources = vec![SourceConfig {
+            name: "prod".into(),
+            auth: SourceAuth::None,
+            allow: Vec::new(),
+            max_requests_per_second: Some(5),
+        }];
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = post(&app, None).await;
+        if response.status() == 429 {
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    let accepted = statuses.iter().filter(|&&s| s == 200).count() as i64;
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!((5..8).contains(&accepted), "{statuses:?}");
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), accepted, "429s are not stored");
     app.stop().await.unwrap();
 }

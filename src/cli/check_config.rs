@@ -35,6 +35,7 @@ fn effective(config: &Config) -> Value {
                 "secrets": vec!["***"; secrets],
                 "header": header,
                 "allow_ips": source.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "max_requests_per_second": source.max_requests_per_second,
             })
         })
         .collect();

@@ -134,6 +134,7 @@ pub struct SourceConfig {
     pub auth: SourceAuth,
     /// Ranges allowed to send; empty allows any address.
     pub allow: Vec<IpNet>,
+    pub max_requests_per_second: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +193,7 @@ impl Config {
                 name: s.name.clone(),
                 auth: resolve_auth(s, &mut problems),
                 allow: resolve_allow(s, &mut problems),
+                max_requests_per_second: s.max_requests_per_second.filter(|&n| n > 0),
             })
             .collect();
         if sources.is_empty() {
@@ -199,6 +201,7 @@ impl Config {
                 name: DEFAULT_SOURCE.to_owned(),
                 auth: SourceAuth::None,
                 allow: Vec::new(),
+                max_requests_per_second: None,
             });
         }
         let mut seen = HashSet::new();

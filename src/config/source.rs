@@ -31,6 +31,9 @@ pub struct RawSource {
     /// to `allow_ips`.
     #[serde(default)]
     pub allow_ips_file: Option<PathBuf>,
+    /// Requests per second accepted from this source (also the burst); none means no limit.
+    #[serde(default)]
+    pub max_requests_per_second: Option<u32>,
 }
 
 fn default_auth() -> String {

@@ -25,6 +25,8 @@ pub enum ReceiveError {
     BodyRead(#[source] BytesRejection),
     #[error("not found")]
     NotFound,
+    #[error("this source's rate limit is reached")]
+    RateLimited { retry_after: u64 },
     #[error("this address may not send to this source")]
     Forbidden,
     #[error("missing or wrong credentials")]
@@ -42,6 +44,7 @@ impl ReceiveError {
             ReceiveError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ReceiveError::Forbidden => StatusCode::FORBIDDEN,
+            ReceiveError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead(rejection) => rejection.status(),
@@ -50,8 +53,9 @@ impl ReceiveError {
     }
 
     /// Seconds a sender should wait before retrying, for the errors that are worth a retry.
-    fn retry_after(&self) -> Option<u32> {
+    fn retry_after(&self) -> Option<u64> {
         match self {
+            ReceiveError::RateLimited { retry_after } => Some(*retry_after),
             ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
             ReceiveError::Spool(_) => Some(5),
             _ => None,

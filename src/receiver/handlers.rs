@@ -93,6 +93,10 @@ async fn store(
         .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
     let server = &state.config.server;
     let accepted = authenticate(source, &server.trusted_proxies, incoming, server.max_body_bytes)?;
+    // Counted only once the sender proved it may send, so strangers cannot use up the limit.
+    if let Some(limit) = state.rate_limits.get(&source.name) {
+        limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;
+    }
     let outcome = pipeline::normalise(accepted.raw());
     let (events, failed) = (outcome.events.len(), outcome.failures.len());
     let receipt = state.spool.append(accepted, outcome).await?;

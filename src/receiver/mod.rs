@@ -6,11 +6,13 @@ mod auth;
 mod client_ip;
 mod error;
 mod handlers;
+mod rate_limit;
 mod request;
 
 pub use auth::AcceptedRequest;
 pub use error::ReceiveError;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -20,12 +22,26 @@ use axum::routing::{get, post};
 use crate::config::Config;
 use crate::pipeline::SNOWPLOW_PATH;
 use crate::spool::Spool;
+use rate_limit::RateLimit;
 
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
     pub spool: Spool,
+    /// One bucket per source with a limit, by source name.
+    rate_limits: HashMap<String, RateLimit>,
+}
+
+impl AppState {
+    pub fn new(config: Config, spool: Spool) -> Self {
+        let rate_limits = config
+            .sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), RateLimit::new(s.max_requests_per_second?))))
+            .collect();
+        AppState { config, spool, rate_limits }
+    }
 }
 
 /// All routes. Methods not listed get 405 with an `Allow` header.
