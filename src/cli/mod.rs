@@ -2,6 +2,7 @@
 
 mod check_config;
 mod replay;
+mod secret;
 mod serve;
 mod validate;
 
@@ -37,6 +38,8 @@ pub enum Command {
     /// Check a configuration without starting: list every problem, or print the effective
     /// values with secrets masked.
     CheckConfig(ServeArgs),
+    /// Make, list or revoke Stitch-style secret URLs (`/hooks/{secret}`).
+    Secret(secret::SecretArgs),
     /// Send realistic Iterable traffic to a receiver and report what it acknowledged; exit 1
     /// unless every request was answered 2xx.
     Simulate(SimulateArgs),
@@ -47,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => validate::validate(&args),
         Command::CheckConfig(args) => check_config::check_config(args),
+        Command::Secret(args) => secret::secret(&args),
         Command::Replay(args) => tokio::task::spawn_blocking(move || replay::replay(&args)).await?,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;

@@ -34,10 +34,20 @@ impl AcceptedRequest {
 /// Checks the caller's address against the source's allow-list (403), then its credentials
 /// (401), before its body is looked at; then builds the record the spool keeps, without the
 /// credentials.
+/// How a request claims to come from its source.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Proof {
+    /// The source's own mode: none, or a secret in a header.
+    Headers,
+    /// It came through the secret URL with this id; the secret itself is not kept.
+    SecretUrl { id: i64 },
+}
+
 pub(super) fn authenticate(
     source: &SourceConfig,
+    proof: Proof,
     trusted_proxies: &[IpNet],
-    incoming: Incoming,
+    mut incoming: Incoming,
     max_body: usize,
 ) -> Result<AcceptedRequest, ReceiveError> {
     let client = client_ip(incoming.remote.ip(), &incoming.headers, trusted_proxies);
@@ -45,7 +55,13 @@ pub(super) fn authenticate(
         tracing::info!(source = %source.name, client = %client, "refused: address not allowed");
         return Err(ReceiveError::Forbidden);
     }
-    if !credentials_match(&source.auth, &incoming.headers) {
+    if let Proof::SecretUrl { id } = proof {
+        // The path holds the secret: store which URL it was, never the secret.
+        let query = incoming.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        incoming.uri = format!("/hooks/secret-{id}{query}")
+            .parse()
+            .map_err(|_| ReceiveError::BadRequest("malformed query string".to_owned()))?;
+    } else if !credentials_match(&source.auth, &incoming.headers) {
         tracing::info!(
             source = %source.name,
             auth = source.auth.mode(),

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::auth::authenticate;
+use super::auth::{Proof, authenticate};
 use super::request::Incoming;
 use super::{AppState, ReceiveError};
 use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
@@ -46,6 +46,27 @@ pub(super) async fn journey(
 ) -> Result<Response, ReceiveError> {
     let incoming = Incoming { method, uri, headers, remote, body };
     store(&state, &source, incoming).await
+}
+
+/// `POST /hooks/{secret}`: Stitch-style secret URLs; the secret names and authenticates the
+/// source.
+#[tracing::instrument(level = "debug", skip_all)]
+pub(super) async fn secret_url(
+    State(state): State<Arc<AppState>>,
+    Path(secret): Path<String>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ReceiveError> {
+    let refused = || {
+        tracing::info!(remote = %remote.ip(), "refused: unknown secret URL");
+        ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() }
+    };
+    let (source, id) = state.secret_urls.lookup(&secret).ok_or_else(refused)?;
+    let incoming = Incoming { method, uri, headers, remote, body };
+    store_as(&state, &source, Proof::SecretUrl { id }, incoming).await
 }
 
 /// `GET|POST /com.snowplowanalytics.iglu/v1?schema=iglu:com.iterable/system_webhook/...`:
@@ -87,12 +108,22 @@ async fn store(
     source_name: &str,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
+    store_as(state, source_name, Proof::Headers, incoming).await
+}
+
+async fn store_as(
+    state: &AppState,
+    source_name: &str,
+    proof: Proof,
+    incoming: Incoming,
+) -> Result<Response, ReceiveError> {
     let source = state
         .config
         .source(source_name)
         .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
     let server = &state.config.server;
-    let accepted = authenticate(source, &server.trusted_proxies, incoming, server.max_body_bytes)?;
+    let accepted =
+        authenticate(source, proof, &server.trusted_proxies, incoming, server.max_body_bytes)?;
     // Counted only once the sender proved it may send, so strangers cannot use up the limit.
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;

@@ -8,6 +8,7 @@ mod error;
 mod handlers;
 mod rate_limit;
 mod request;
+mod secret_urls;
 
 pub use auth::AcceptedRequest;
 pub use error::ReceiveError;
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::pipeline::SNOWPLOW_PATH;
 use crate::spool::Spool;
 use rate_limit::RateLimit;
+use secret_urls::SecretUrls;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -31,6 +33,7 @@ pub struct AppState {
     pub spool: Spool,
     /// One bucket per source with a limit, by source name.
     rate_limits: HashMap<String, RateLimit>,
+    secret_urls: Arc<SecretUrls>,
 }
 
 impl AppState {
@@ -40,7 +43,8 @@ impl AppState {
             .iter()
             .filter_map(|s| Some((s.name.clone(), RateLimit::new(s.max_requests_per_second?))))
             .collect();
-        AppState { config, spool, rate_limits }
+        let secret_urls = SecretUrls::start(config.store.db_path());
+        AppState { config, spool, rate_limits, secret_urls }
     }
 }
 
@@ -49,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.server.max_body_bytes;
     Router::new()
         .route("/iterable/{source}", post(handlers::system_webhook))
+        .route("/hooks/{secret}", post(handlers::secret_url))
         .route(
             "/iterable/{source}/journey/{journey}",
             get(handlers::journey)

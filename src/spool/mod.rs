@@ -23,6 +23,7 @@ mod checkpointer;
 mod record;
 mod replay;
 mod schema;
+pub mod secret_urls;
 mod writer;
 
 pub use record::{RawRequest, format_time, sha256_hex};

@@ -77,6 +77,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_raw_seq ON events (raw_seq);
     -- One row the writer rewrites to check, after a failure, that commits work again.
     CREATE TABLE spool_probe (id INTEGER PRIMARY KEY, probed_at TEXT NOT NULL);
+    -- Stitch-style secret URLs: only a hash of each secret is kept.
+    CREATE TABLE secret_urls (
+        id            INTEGER PRIMARY KEY,
+        source        TEXT    NOT NULL,
+        secret_sha256 TEXT    NOT NULL UNIQUE,
+        created_at    TEXT    NOT NULL
+    );
     CREATE TABLE journey_calls (
         seq          INTEGER PRIMARY KEY,                -- the raw request's seq
         received_at  TEXT    NOT NULL,

@@ -1,0 +1,62 @@
+//! `hookhouse secret new|list|revoke`: Stitch-style secret URLs. The secret is printed once,
+//! when made; only its hash is stored.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::spool::secret_urls::{self, LIVE_PER_SOURCE};
+
+#[derive(Debug, clap::Args)]
+pub struct SecretArgs {
+    #[command(subcommand)]
+    pub action: SecretAction,
+    /// The data directory holding `hookhouse.db`.
+    #[arg(long, value_name = "DIR", default_value = "./hookhouse-data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretAction {
+    /// Make a secret URL for a source and print it (shown once).
+    New {
+        #[arg(long)]
+        source: String,
+    },
+    /// List live secret URLs (ids and fingerprints, never the secrets).
+    List,
+    /// Revoke a secret URL by its id; requests to it get 401 within a second.
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+pub(super) fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {
+    let db = args.data_dir.join("hookhouse.db");
+    match &args.action {
+        SecretAction::New { source } => {
+            let secret = secret_urls::create(&db, source)?;
+            println!("/hooks/{secret}");
+            eprintln!(
+                "the secret URL path for source `{source}`: put it after your HTTPS host name in \
+                 Iterable. It is shown only now (only its hash is stored); up to \
+                 {LIVE_PER_SOURCE} can be live per source."
+            );
+        }
+        SecretAction::List => {
+            for info in secret_urls::list(&db)? {
+                println!(
+                    "{}\t{}\t{}\tsha256:{}…",
+                    info.id, info.source, info.created_at, info.fingerprint
+                );
+            }
+        }
+        SecretAction::Revoke { id } => {
+            let info = secret_urls::revoke(&db, *id)?;
+            println!("revoked secret URL {} of source `{}`", info.id, info.source);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
