@@ -265,3 +265,46 @@ fn check_config_masks_secrets_and_lists_every_problem() {
         assert!(run.stderr.contains(needle), "missing {needle}: {run:?}");
     }
 }
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_debug_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"env:HH_TEST_TOKEN\"]\n",
+    );
+    let mut command = serve_with_config(dir.path(), &config, &["--listen", "127.0.0.1:0"]);
+    command
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("HH_TEST_TOKEN", "log-5ecret-value")
+        .env("HOOKHOUSE_LOG", "debug");
+    let mut server = Server::start(command).await;
+    let url = server.url("/iterable/prod");
+    for token in ["log-5ecret-value", "wrong-guess-value"] {
+        client()
+            .post(&url)
+            .header("authorization", format!("OAuth2 {token}"))
+            .header("content-type", "application/json")
+            .body(r#"{"eventName":"emailOpen"}"#)
+            .send()
+            .await
+            .unwrap();
+    }
+    server.terminate().await;
+    assert!(server.wait_exit(PROCESS_DEADLINE).await.success());
+    let log = server.output();
+    assert!(log.contains("refused: missing or wrong credentials"), "{log}");
+    for secret in ["log-5ecret-value", "wrong-guess-value"] {
+        assert!(!log.contains(secret), "{secret} logged:\n{log}");
+    }
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for secret in ["log-5ecret-value", "wrong-guess-value"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} stored"
+            );
+        }
+    }
+}
