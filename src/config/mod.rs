@@ -44,6 +44,10 @@ pub struct RawServer {
     pub tls: Option<RawTls>,
     /// Proxies whose `X-Forwarded-For` is believed (CIDR ranges or addresses).
     pub trusted_proxies: Vec<String>,
+    /// Time a client has to send its request headers (then the connection is closed).
+    pub header_read_timeout_secs: u64,
+    /// Time a client has to send its body once the headers are in (then 408).
+    pub body_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +66,8 @@ impl Default for RawServer {
             shutdown_timeout_secs: 30,
             tls: None,
             trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     pub tls: Option<TlsFiles>,
     pub trusted_proxies: Vec<IpNet>,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +268,10 @@ impl Config {
                 shutdown_timeout: Duration::from_secs(raw.server.shutdown_timeout_secs),
                 tls,
                 trusted_proxies,
+                header_read_timeout: Duration::from_secs(
+                    raw.server.header_read_timeout_secs.max(1),
+                ),
+                body_read_timeout: Duration::from_secs(raw.server.body_read_timeout_secs.max(1)),
             },
             store: StoreConfig {
                 data_dir: raw.store.data_dir,

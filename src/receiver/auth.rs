@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::ReceiveError;
 use super::client_ip::{allowed, client_ip};
-use super::request::Incoming;
+use super::request::{BodyLimits, Incoming};
 use crate::config::{SourceAuth, SourceConfig};
 use crate::spool::RawRequest;
 
@@ -43,12 +43,12 @@ pub(super) enum Proof {
     SecretUrl { id: i64 },
 }
 
-pub(super) fn authenticate(
+pub(super) async fn authenticate(
     source: &SourceConfig,
     proof: Proof,
     trusted_proxies: &[IpNet],
     mut incoming: Incoming,
-    max_body: usize,
+    limits: BodyLimits,
 ) -> Result<AcceptedRequest, ReceiveError> {
     let client = client_ip(incoming.remote.ip(), &incoming.headers, trusted_proxies);
     if !allowed(client, &source.allow) {
@@ -70,7 +70,7 @@ pub(super) fn authenticate(
         );
         return Err(ReceiveError::Unauthorized { challenge: challenge(&source.auth) });
     }
-    let raw = incoming.into_raw(&source.name, source.auth.secret_header(), max_body)?;
+    let raw = incoming.into_raw(&source.name, source.auth.secret_header(), limits).await?;
     Ok(AcceptedRequest { raw })
 }
 

@@ -2,7 +2,6 @@
 //! problem for the sender; internals go to the log, never into a response.
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -22,7 +21,9 @@ pub enum ReceiveError {
     #[error("{0}")]
     BadRequest(String),
     #[error("failed to read the request body")]
-    BodyRead(#[source] BytesRejection),
+    BodyRead,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("not found")]
     NotFound,
     #[error("this source's rate limit is reached")]
@@ -47,7 +48,8 @@ impl ReceiveError {
             ReceiveError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ReceiveError::BodyRead(rejection) => rejection.status(),
+            ReceiveError::BodyRead => StatusCode::BAD_REQUEST,
+            ReceiveError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ReceiveError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -89,11 +91,5 @@ impl IntoResponse for ReceiveError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
-    }
-}
-
-impl From<BytesRejection> for ReceiveError {
-    fn from(rejection: BytesRejection) -> Self {
-        ReceiveError::BodyRead(rejection)
     }
 }

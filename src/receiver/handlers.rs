@@ -4,15 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::{Proof, authenticate};
-use super::request::Incoming;
+use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
 use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
 use crate::pipeline;
@@ -26,7 +25,7 @@ pub(super) async fn system_webhook(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ReceiveError> {
     let incoming = Incoming { method, uri, headers, remote, body };
     store(&state, &source, incoming).await
@@ -42,7 +41,7 @@ pub(super) async fn journey(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ReceiveError> {
     let incoming = Incoming { method, uri, headers, remote, body };
     store(&state, &source, incoming).await
@@ -58,7 +57,7 @@ pub(super) async fn secret_url(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ReceiveError> {
     let refused = || {
         tracing::info!(remote = %remote.ip(), "refused: unknown secret URL");
@@ -78,7 +77,7 @@ pub(super) async fn snowplow(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ReceiveError> {
     let source =
         state.config.server.snowplow_source.clone().ok_or(ReceiveError::SnowplowDisabled)?;
@@ -122,8 +121,8 @@ async fn store_as(
         .source(source_name)
         .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
     let server = &state.config.server;
-    let accepted =
-        authenticate(source, proof, &server.trusted_proxies, incoming, server.max_body_bytes)?;
+    let limits = BodyLimits { max_bytes: server.max_body_bytes, timeout: server.body_read_timeout };
+    let accepted = authenticate(source, proof, &server.trusted_proxies, incoming, limits).await?;
     // Counted only once the sender proved it may send, so strangers cannot use up the limit.
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;

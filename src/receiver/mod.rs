@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::config::Config;
@@ -50,7 +49,6 @@ impl AppState {
 
 /// All routes. Methods not listed get 405 with an `Allow` header.
 pub fn router(state: Arc<AppState>) -> Router {
-    let max_body = state.config.server.max_body_bytes;
     Router::new()
         .route("/iterable/{source}", post(handlers::system_webhook))
         .route("/hooks/{secret}", post(handlers::secret_url))
@@ -70,6 +68,5 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .fallback(handlers::not_found)
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

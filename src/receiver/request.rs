@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use bytes::Bytes;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Uri, header};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 use super::ReceiveError;
@@ -23,6 +25,13 @@ fn is_secret_header(name: &str) -> bool {
     SECRET_HEADERS.contains(&name) || SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
 }
 
+/// How much body to read and for how long.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BodyLimits {
+    pub(super) max_bytes: usize,
+    pub(super) timeout: Duration,
+}
+
 /// The parts of a request the receiver needs, gathered by the handlers.
 #[derive(Debug)]
 pub(super) struct Incoming {
@@ -30,24 +39,34 @@ pub(super) struct Incoming {
     pub(super) uri: Uri,
     pub(super) headers: HeaderMap,
     pub(super) remote: SocketAddr,
-    pub(super) body: Result<Bytes, BytesRejection>,
+    pub(super) body: Body,
 }
 
 impl Incoming {
-    /// Builds the stored record, refusing bodies that are too large or of a type we cannot read.
-    pub(super) fn into_raw(
+    /// Reads the body (at most `limits.max_bytes`, within `limits.timeout`) and builds the
+    /// stored record, refusing bodies that are too large, too slow or of a type we cannot read.
+    pub(super) async fn into_raw(
         self,
         source: &str,
         secret_header: Option<&str>,
-        max_body: usize,
+        limits: BodyLimits,
     ) -> Result<RawRequest, ReceiveError> {
-        let body = self.body.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ReceiveError::TooLarge { limit: max_body }
-            } else {
-                ReceiveError::BodyRead(rejection)
-            }
-        })?;
+        let too_large = ReceiveError::TooLarge { limit: limits.max_bytes };
+        let declared = self
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limits.max_bytes as u64) {
+            return Err(too_large);
+        }
+        let read = Limited::new(self.body, limits.max_bytes).collect();
+        let body = match tokio::time::timeout(limits.timeout, read).await {
+            Err(_) => return Err(ReceiveError::BodyTimeout),
+            Ok(Err(err)) if err.is::<LengthLimitError>() => return Err(too_large),
+            Ok(Err(_)) => return Err(ReceiveError::BodyRead),
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
         let content_type = self
             .headers
             .get(header::CONTENT_TYPE)
