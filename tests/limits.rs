@@ -1,5 +1,4 @@
-//! Slow clients: a body that does not arrive in time gets 408; headers that do not arrive in
-//! time get the connection closed. Neither is stored.
+//! Slow clients: a body that does not arrive in time gets 408 and is not stored.
 
 mod common;
 
@@ -31,20 +30,6 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_not_stored() {
     let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(900), "waited for the body");
-    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
-    app.stop().await.unwrap();
-}
-
-#[tokio::test]
-async fn headers_that_do_not_arrive_in_time_close_the_connection() {
-    let app = spawn_app_with(|c| c.server.header_read_timeout = Duration::from_secs(1)).await;
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(b"POST /iterable/default HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    let started = Instant::now();
-    let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await;
-    let took = started.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
-    assert!(!answer.contains("200"), "{answer}");
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
     app.stop().await.unwrap();
 }
