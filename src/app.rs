@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::receiver::connection_limit::LimitedListener;
 use crate::receiver::{self, AppState};
 use crate::spool::{Spool, WriterHandle};
 use crate::tls::TlsFiles;
@@ -73,9 +75,13 @@ impl App {
         let App { listener, state, writer, tls } = self;
         let grace = state.config.server.shutdown_timeout;
         let config_header_timeout = state.config.server.header_read_timeout;
+        let max_connections = state.config.server.max_connections.get();
         let router = receiver::router(state);
         let drained = match tls {
-            None => serve_plain(listener, router, shutdown, grace).await?,
+            None => {
+                let listener = LimitedListener::new(listener, max_connections);
+                serve_plain(listener, router, shutdown, grace).await?
+            }
             Some((files, config)) => {
                 files.reload_on_sighup(config.clone()).context("failed to listen for SIGHUP")?;
                 let header_timeout = config_header_timeout;
@@ -111,7 +117,7 @@ const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP to axum-server as well cost about 0.02 of the ceiling on the ingest benchmark, and
 /// Iterable only calls HTTPS, so plain HTTP normally sits behind a proxy that has its own.
 async fn serve_plain(
-    listener: TcpListener,
+    listener: LimitedListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
@@ -121,6 +127,9 @@ async fn serve_plain(
         shutdown.await;
         let _ = began.send(());
     };
+    // `tap_io` (doing nothing) is what lets axum hand the peer address to `ConnectInfo` for a
+    // listener of our own.
+    let listener = listener.tap_io(|_| {});
     let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(signal);
     let deadline = async move {

@@ -33,3 +33,30 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_not_stored() {
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let app = spawn_app_with(|c| c.server.max_connections = std::num::NonZeroUsize::MIN).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    // The first connection is served and kept open (keep-alive).
+    let mut first = TcpStream::connect(app.addr).await.unwrap();
+    first.write_all(request).await.unwrap();
+    let mut buffer = [0u8; 512];
+    let n = first.read(&mut buffer).await.unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+
+    // The second waits while the first is open...
+    let mut second = TcpStream::connect(app.addr).await.unwrap();
+    second.write_all(request).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buffer)).await;
+    assert!(waited.is_err(), "served beyond the limit");
+    // ...and is served once it closes.
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buffer))
+        .await
+        .expect("served after the first closed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    drop(second);
+    app.stop().await.unwrap();
+}

@@ -48,6 +48,8 @@ pub struct RawServer {
     pub header_read_timeout_secs: u64,
     /// Time a client has to send its body once the headers are in (then 408).
     pub body_read_timeout_secs: u64,
+    /// Connections served at once (plain HTTP); more wait in the kernel's backlog.
+    pub max_connections: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +70,7 @@ impl Default for RawServer {
             trusted_proxies: Vec::new(),
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -120,6 +123,7 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    pub max_connections: NonZeroUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +194,8 @@ impl Config {
         });
         let max_body_bytes =
             positive(&mut problems, "server.max_body_bytes", raw.server.max_body_bytes);
+        let max_connections =
+            positive(&mut problems, "server.max_connections", raw.server.max_connections);
         let max_queue_depth =
             positive(&mut problems, "store.max_queue_depth", raw.store.max_queue_depth);
         let max_batch = positive(&mut problems, "store.max_batch", raw.store.max_batch);
@@ -272,6 +278,7 @@ impl Config {
                     raw.server.header_read_timeout_secs.max(1),
                 ),
                 body_read_timeout: Duration::from_secs(raw.server.body_read_timeout_secs.max(1)),
+                max_connections,
             },
             store: StoreConfig {
                 data_dir: raw.store.data_dir,

@@ -4,6 +4,7 @@
 
 mod auth;
 mod client_ip;
+pub mod connection_limit;
 mod error;
 mod handlers;
 mod rate_limit;
