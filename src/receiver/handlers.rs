@@ -1,12 +1,10 @@
 //! Route handlers: gather the request, check it, store it, answer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -21,14 +19,9 @@ use crate::pipeline;
 pub(super) async fn system_webhook(
     State(state): State<Arc<AppState>>,
     Path(source): Path<String>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    let incoming = Incoming { method, uri, headers, remote, body };
-    store(&state, &source, incoming).await
+    store(&state, &source, Proof::Headers, incoming).await
 }
 
 /// `/iterable/{source}/journey/{journey}`: journey webhooks, any of GET, POST, PUT, PATCH or
@@ -37,14 +30,9 @@ pub(super) async fn system_webhook(
 pub(super) async fn journey(
     State(state): State<Arc<AppState>>,
     Path((source, journey)): Path<(String, String)>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    let incoming = Incoming { method, uri, headers, remote, body };
-    store(&state, &source, incoming).await
+    store(&state, &source, Proof::Headers, incoming).await
 }
 
 /// `POST /hooks/{secret}`: Stitch-style secret URLs; the secret names and authenticates the
@@ -53,19 +41,14 @@ pub(super) async fn journey(
 pub(super) async fn secret_url(
     State(state): State<Arc<AppState>>,
     Path(secret): Path<String>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
     let refused = || {
-        tracing::info!(remote = %remote.ip(), "refused: unknown secret URL");
+        tracing::info!(remote = %incoming.remote.ip(), "refused: unknown secret URL");
         ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() }
     };
     let (source, id) = state.secret_urls.lookup(&secret).ok_or_else(refused)?;
-    let incoming = Incoming { method, uri, headers, remote, body };
-    store_as(&state, &source, Proof::SecretUrl { id }, incoming).await
+    store(&state, &source, Proof::SecretUrl { id }, incoming).await
 }
 
 /// `GET|POST /com.snowplowanalytics.iglu/v1?schema=iglu:com.iterable/system_webhook/...`:
@@ -73,15 +56,11 @@ pub(super) async fn secret_url(
 #[tracing::instrument(level = "debug", skip_all)]
 pub(super) async fn snowplow(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
     let source =
         state.config.server.snowplow_source.clone().ok_or(ReceiveError::SnowplowDisabled)?;
-    let schema = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+    let schema = form_urlencoded::parse(incoming.uri.query().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "schema")
         .map(|(_, value)| value.into_owned());
     match schema {
@@ -97,20 +76,11 @@ pub(super) async fn snowplow(
             )));
         }
     }
-    let incoming = Incoming { method, uri, headers, remote, body };
-    store(&state, &source, incoming).await
+    store(&state, &source, Proof::Headers, incoming).await
 }
 
 /// The path every webhook takes: source, limits, authentication, pipeline, spool.
 async fn store(
-    state: &AppState,
-    source_name: &str,
-    incoming: Incoming,
-) -> Result<Response, ReceiveError> {
-    store_as(state, source_name, Proof::Headers, incoming).await
-}
-
-async fn store_as(
     state: &AppState,
     source_name: &str,
     proof: Proof,

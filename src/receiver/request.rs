@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{HeaderMap, Method, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::{Map, Value};
@@ -40,6 +41,21 @@ pub(super) struct Incoming {
     pub(super) headers: HeaderMap,
     pub(super) remote: SocketAddr,
     pub(super) body: Body,
+}
+
+/// Gathered once for every route, so the handlers take one extractor instead of five.
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    type Rejection = ReceiveError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        // Always present: the server is built with `into_make_service_with_connect_info`.
+        let remote =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0).ok_or_else(
+                || ReceiveError::BadRequest("the connection's address is unknown".to_owned()),
+            )?;
+        Ok(Incoming { method: parts.method, uri: parts.uri, headers: parts.headers, remote, body })
+    }
 }
 
 impl Incoming {
