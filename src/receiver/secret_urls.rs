@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::spool::secret_urls::{load_hashes, table_exists};
+use crate::spool::secret_urls::load_hashes;
 use crate::spool::sha256_hex;
 
 const REFRESH: Duration = Duration::from_secs(1);
@@ -21,14 +21,22 @@ pub(super) struct SecretUrls {
 }
 
 impl SecretUrls {
-    /// Loads the table now and keeps it fresh until the last handle is dropped.
+    /// Loads the table now and keeps it fresh until the last handle is dropped. The spool has
+    /// migrated the store before the receiver starts, so the table is there.
     pub(super) fn start(db_path: PathBuf) -> Arc<Self> {
         let urls = Arc::new(SecretUrls::default());
-        urls.refresh(&db_path);
+        let conn = match Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::error!(error = %err, "secret URLs are unavailable until restart");
+                return urls;
+            }
+        };
+        urls.refresh(&conn);
         let weak: Weak<SecretUrls> = Arc::downgrade(&urls);
         let spawned = std::thread::Builder::new().name("secret-urls".to_owned()).spawn(move || {
             while let Some(urls) = weak.upgrade() {
-                urls.refresh(&db_path);
+                urls.refresh(&conn);
                 drop(urls);
                 std::thread::sleep(REFRESH);
             }
@@ -39,15 +47,8 @@ impl SecretUrls {
         urls
     }
 
-    fn refresh(&self, db_path: &PathBuf) {
-        let read = || -> rusqlite::Result<HashMap<String, (String, i64)>> {
-            let conn = Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-            if !table_exists(&conn)? {
-                return Ok(HashMap::new());
-            }
-            load_hashes(&conn)
-        };
-        match read() {
+    fn refresh(&self, conn: &Connection) {
+        match load_hashes(conn) {
             Ok(table) => {
                 *self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
             }

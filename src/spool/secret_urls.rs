@@ -73,23 +73,28 @@ pub fn list(db_path: &Path) -> Result<Vec<SecretUrlInfo>, SecretUrlError> {
     let conn = open(db_path)?;
     let mut statement =
         conn.prepare("SELECT id, source, created_at, secret_sha256 FROM secret_urls ORDER BY id")?;
-    let rows = statement.query_map([], |r| {
-        Ok(SecretUrlInfo {
-            id: r.get(0)?,
-            source: r.get(1)?,
-            created_at: r.get(2)?,
-            fingerprint: r.get::<_, String>(3)?.chars().take(8).collect(),
-        })
-    })?;
+    let rows = statement.query_map([], info_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn revoke(db_path: &Path, id: i64) -> Result<SecretUrlInfo, SecretUrlError> {
     let conn = open(db_path)?;
-    let found = list(db_path)?.into_iter().find(|info| info.id == id);
-    let info = found.ok_or(SecretUrlError::NoSuchId(id))?;
-    conn.execute("DELETE FROM secret_urls WHERE id = ?1", [id])?;
-    Ok(info)
+    conn.query_row(
+        "DELETE FROM secret_urls WHERE id = ?1 RETURNING id, source, created_at, secret_sha256",
+        [id],
+        info_from_row,
+    )
+    .optional()?
+    .ok_or(SecretUrlError::NoSuchId(id))
+}
+
+fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SecretUrlInfo> {
+    Ok(SecretUrlInfo {
+        id: row.get(0)?,
+        source: row.get(1)?,
+        created_at: row.get(2)?,
+        fingerprint: row.get::<_, String>(3)?.chars().take(8).collect(),
+    })
 }
 
 /// Every live secret's hash and its (source, id), for the receiver's lookup table.
@@ -97,12 +102,4 @@ pub fn load_hashes(conn: &Connection) -> rusqlite::Result<HashMap<String, (Strin
     let mut statement = conn.prepare("SELECT secret_sha256, source, id FROM secret_urls")?;
     let rows = statement.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
     rows.collect()
-}
-
-/// Whether the store has the table yet (a store made before it existed has not been opened by
-/// this version's `serve`).
-pub fn table_exists(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM sqlite_master WHERE name = 'secret_urls'", [], |_| Ok(()))
-        .optional()
-        .map(|found| found.is_some())
 }
