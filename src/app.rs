@@ -11,11 +11,12 @@ use axum::serve::ListenerExt as _;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
 use crate::receiver::connection_limit::LimitedListener;
 use crate::receiver::{self, AppState};
+use crate::sinks::postgres::PostgresSink;
 use crate::spool::{Spool, WriterHandle};
 use crate::tls::TlsFiles;
 
@@ -27,6 +28,8 @@ pub struct App {
     writer: WriterHandle,
     /// The certificate files and the live configuration SIGHUP reloads, when serving HTTPS.
     tls: Option<(TlsFiles, RustlsConfig)>,
+    /// The sinks that load from the spool, started with the server.
+    postgres: Option<PostgresSink>,
 }
 
 impl App {
@@ -49,7 +52,14 @@ impl App {
             }
             None => None,
         };
-        Ok(App { listener, state: Arc::new(AppState::new(config, spool)), writer, tls })
+        let postgres = match &config.sinks.postgres {
+            Some(pg) => Some(
+                PostgresSink::open(pg.clone(), &config.store.db_path())
+                    .context("failed to start the PostgreSQL sink")?,
+            ),
+            None => None,
+        };
+        Ok(App { listener, state: Arc::new(AppState::new(config, spool)), writer, tls, postgres })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -72,7 +82,9 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { listener, state, writer, tls } = self;
+        let App { listener, state, writer, tls, postgres } = self;
+        let (stop_sinks, sinks_stop) = watch::channel(false);
+        let postgres = postgres.map(|sink| tokio::spawn(sink.run(sinks_stop)));
         let grace = state.config.server.shutdown_timeout;
         let config_header_timeout = state.config.server.header_read_timeout;
         let max_connections = state.config.server.max_connections.get();
@@ -89,6 +101,14 @@ impl App {
                 true
             }
         };
+        // The sinks stop after their current batch; whatever they had not loaded stays in the
+        // spool behind their cursors.
+        let _ = stop_sinks.send(true);
+        if let Some(sink) = postgres
+            && tokio::time::timeout(SINK_STOP_TIMEOUT, sink).await.is_err()
+        {
+            tracing::warn!("the PostgreSQL sink did not stop in time; its batch loads again");
+        }
         if !drained {
             tracing::warn!(
                 timeout_secs = grace.as_secs(),
@@ -107,6 +127,9 @@ impl App {
         Ok(())
     }
 }
+
+/// How long shutdown waits for a sink to finish its batch.
+const SINK_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the writer once the server has stopped.
 const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);

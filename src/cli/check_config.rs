@@ -59,5 +59,12 @@ fn effective(config: &Config) -> Value {
             "busy_timeout_ms": store.busy_timeout.as_millis(),
         },
         "sources": sources,
+        "sinks": {
+            "postgres": config.sinks.postgres.as_ref().map(|pg| json!({
+                "url": pg.url_masked(),
+                "schema": pg.schema,
+                "batch_size": pg.batch_size.get(),
+            })),
+        },
     })
 }

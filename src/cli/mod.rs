@@ -4,6 +4,7 @@ mod check_config;
 mod replay;
 mod secret;
 mod serve;
+mod status;
 mod validate;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 pub use replay::ReplayArgs;
 pub use serve::ServeArgs;
+pub use status::StatusArgs;
 pub use validate::ValidateArgs;
 
 use crate::simulate::SimulateArgs;
@@ -38,6 +40,8 @@ pub enum Command {
     /// Check a configuration without starting: list every problem, or print the effective
     /// values with secrets masked.
     CheckConfig(ServeArgs),
+    /// Show what the store holds and each sink's lag (requests, events, seconds).
+    Status(StatusArgs),
     /// Make, list or revoke Stitch-style secret URLs (`/hooks/{secret}`).
     Secret(secret::SecretArgs),
     /// Send realistic Iterable traffic to a receiver and report what it acknowledged; exit 1
@@ -51,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::validate(&args),
         Command::CheckConfig(args) => check_config::check_config(args),
         Command::Secret(args) => secret::secret(&args),
+        Command::Status(args) => status::status(&args),
         Command::Replay(args) => tokio::task::spawn_blocking(move || replay::replay(&args)).await?,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;

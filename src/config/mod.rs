@@ -8,9 +8,12 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod secret;
+mod sinks;
 mod source;
 
 use ipnet::IpNet;
+pub use sinks::{PostgresConfig, RawPostgres, RawSinks, SinksConfig};
 pub use source::{RawSource, SourceAuth};
 use source::{resolve_allow, resolve_auth};
 
@@ -29,6 +32,7 @@ pub struct RawConfig {
     pub server: RawServer,
     pub store: RawStore,
     pub sources: Vec<RawSource>,
+    pub sinks: RawSinks,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +115,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
+    pub sinks: SinksConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +268,8 @@ impl Config {
             }
         }
 
+        let sinks = sinks::resolve(&raw.sinks, &mut problems);
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -287,6 +294,7 @@ impl Config {
                 busy_timeout: Duration::from_millis(raw.store.busy_timeout_ms),
             },
             sources,
+            sinks,
         })
     }
 

@@ -125,32 +125,7 @@ pub(super) fn resolve_auth(raw: &RawSource, problems: &mut Vec<String>) -> Sourc
 
 /// An inline secret, `env:NAME` or `file:PATH` (trailing newline trimmed).
 fn resolve_secret(source: &str, spec: &str, problems: &mut Vec<String>) -> Option<SecretString> {
-    let value = if let Some(var) = spec.strip_prefix("env:") {
-        match std::env::var(var) {
-            Ok(value) => value,
-            Err(_) => {
-                problems
-                    .push(format!("source `{source}`: environment variable `{var}` is not set"));
-                return None;
-            }
-        }
-    } else if let Some(path) = spec.strip_prefix("file:") {
-        match std::fs::read_to_string(path) {
-            Ok(text) => text.trim_end_matches(['\n', '\r']).to_owned(),
-            Err(err) => {
-                problems
-                    .push(format!("source `{source}`: cannot read secret file `{path}`: {err}"));
-                return None;
-            }
-        }
-    } else {
-        spec.to_owned()
-    };
-    if value.is_empty() {
-        problems.push(format!("source `{source}`: a secret is empty"));
-        return None;
-    }
-    Some(SecretString::from(value))
+    super::secret::resolve(&format!("source `{source}`"), spec, problems)
 }
 
 /// Parses `1.2.3.0/24`, `2001:db8::/32` or a bare address (a one-address range).

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior, params};
 
 use super::{RawRequest, format_time};
 use crate::pipeline::normalise;
+use crate::sinks::cursor;
 use crate::sinks::sqlite::{Inserts, OnConflict, RawRow};
 
 /// Requests per transaction: small enough that `serve`'s commits are not held up for long.
@@ -38,7 +39,7 @@ impl Selection {
             Selection::All => "1 = 1",
             Selection::Since(_) => "received_at >= :since",
             Selection::Seqs(..) => "seq BETWEEN :from AND :to",
-            Selection::Failed => "seq IN (SELECT raw_seq FROM failed_events)",
+            Selection::Failed => "seq IN (SELECT raw_seq FROM failed_events WHERE sink IS NULL)",
         }
     }
 }
@@ -164,13 +165,15 @@ fn write_batch(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut inserts = Inserts::new(&tx, OnConflict::Update);
     for ((seq, request), outcome) in batch.iter().zip(outcomes) {
-        let failures_before: i64 =
-            tx.query_row("SELECT count(*) FROM failed_events WHERE raw_seq = ?1", [seq], |r| {
-                r.get(0)
-            })?;
+        let failures_before: i64 = tx.query_row(
+            "SELECT count(*) FROM failed_events WHERE raw_seq = ?1 AND sink IS NULL",
+            [seq],
+            |r| r.get(0),
+        )?;
         // The request's own rows go; events first carried by an earlier request stay theirs
         // and are updated through the conflict clause.
-        tx.execute("DELETE FROM failed_events WHERE raw_seq = ?1", params![seq])?;
+        // Refusals by sinks stay: they belong to the sink, which reloads these requests below.
+        tx.execute("DELETE FROM failed_events WHERE raw_seq = ?1 AND sink IS NULL", params![seq])?;
         tx.execute("DELETE FROM events WHERE raw_seq = ?1", params![seq])?;
         tx.execute("DELETE FROM journey_calls WHERE seq = ?1", params![seq])?;
         let received_at = request.received_at_text();
@@ -188,6 +191,10 @@ fn write_batch(
         report.failures_after += outcome.failures.len() as u64;
     }
     drop(inserts);
+    if let Some((first, _)) = batch.first() {
+        // The sinks that already loaded these requests hold the old rows: send them back.
+        cursor::rewind_all(&tx, *first)?;
+    }
     tx.commit()?;
     Ok(())
 }

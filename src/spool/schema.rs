@@ -104,6 +104,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX failed_events_raw_seq ON failed_events (raw_seq);
     "#,
+    // 2: cursors of the sinks that load from the spool (PostgreSQL, ...), and refusals by them.
+    r#"
+    CREATE TABLE sink_cursors (
+        sink          TEXT    PRIMARY KEY,
+        position      INTEGER NOT NULL DEFAULT 0,  -- every raw_requests.seq <= this is loaded
+        generation    INTEGER NOT NULL DEFAULT 0,  -- bumped by replay, which may move it back
+        loaded_at     TEXT,                        -- the last successful load
+        last_error    TEXT,                        -- why the last attempt failed, until one works
+        last_error_at TEXT
+    );
+    -- NULL: the normaliser could not read it; otherwise the sink that refused the event.
+    ALTER TABLE failed_events ADD COLUMN sink TEXT;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

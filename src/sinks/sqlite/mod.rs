@@ -13,6 +13,7 @@ use rusqlite::types::ToSqlOutput;
 
 use crate::iterable::Family;
 use crate::pipeline::{CanonicalEvent, EventId, Outcome};
+use crate::sinks::columns::EVENTS;
 
 impl ToSql for EventId {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -35,63 +36,12 @@ pub enum OnConflict {
     Update,
 }
 
-/// Every `events` column, in insert order.
-const EVENT_COLUMNS: [&str; 47] = [
-    "event_id",
-    "raw_seq",
-    "source",
-    "event_name",
-    "email",
-    "user_id",
-    "created_at",
-    "received_at",
-    "campaign_id",
-    "template_id",
-    "message_id",
-    "app_id",
-    "platform",
-    "data",
-    "family",
-    "channel_id",
-    "message_type_id",
-    "workflow_id",
-    "experiment_id",
-    "content_id",
-    "campaign_name",
-    "template_name",
-    "workflow_name",
-    "email_subject",
-    "url",
-    "link_url",
-    "user_agent",
-    "user_agent_device",
-    "ip",
-    "city",
-    "region",
-    "country",
-    "locale",
-    "proxy_source",
-    "is_bot",
-    "recipient_state",
-    "bounce_message",
-    "reason",
-    "unsub_source",
-    "signup_source",
-    "email_list_ids",
-    "labels",
-    "to_phone_number",
-    "from_phone_number",
-    "sms_message",
-    "push_message",
-    "transactional_data",
-];
-
 /// Columns a replay leaves as they were: the identity and the first sighting.
 const KEPT_ON_UPDATE: [&str; 3] = ["event_id", "raw_seq", "received_at"];
 
 fn insert_events_sql(on_conflict: OnConflict) -> String {
-    let columns = EVENT_COLUMNS.iter().chain(["parse_warnings"].iter());
-    let names: Vec<&str> = columns.clone().copied().collect();
+    // `event_params` gives the values in this order.
+    let names: Vec<&str> = EVENTS.names().collect();
     let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let conflict = match on_conflict {
         OnConflict::Keep => "DO NOTHING".to_owned(),
@@ -261,6 +211,11 @@ fn event_params<'a>(raw: &'a RawRow<'a>, event: &'a CanonicalEvent) -> [&'a dyn 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_column_has_a_value() {
+        assert_eq!(EVENTS.columns.len(), 48, "event_params lists 48 values, in EVENTS' order");
+    }
 
     #[test]
     fn replay_updates_all_but_identity_and_first_sighting() {

@@ -1,0 +1,157 @@
+//! `[sinks.*]`: the warehouses hookhouse loads besides its embedded SQLite database.
+
+use std::num::NonZeroUsize;
+use std::str::FromStr as _;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSinks {
+    pub postgres: Option<RawPostgres>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// `postgres://user@host:5432/db` or `host=.. user=..`, inline, `env:NAME` or `file:PATH`.
+    pub url: String,
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Events loaded per transaction.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u64,
+}
+
+fn default_schema() -> String {
+    "hookhouse".to_owned()
+}
+
+fn default_batch_size() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SinksConfig {
+    pub postgres: Option<PostgresConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// The connection string; it may hold a password, so it is never printed.
+    pub url: SecretString,
+    pub schema: String,
+    pub batch_size: NonZeroUsize,
+}
+
+impl PostgresConfig {
+    /// The connection string with any password replaced, for messages and `check-config`.
+    pub fn url_masked(&self) -> String {
+        match tokio_postgres::Config::from_str(self.url.expose_secret()) {
+            Ok(parsed) => {
+                let user = parsed.get_user().unwrap_or("");
+                let hosts: Vec<String> = parsed
+                    .get_hosts()
+                    .iter()
+                    .zip(parsed.get_ports().iter().chain(std::iter::repeat(&5432)))
+                    .map(|(host, port)| match host {
+                        tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                    })
+                    .collect();
+                let password = if parsed.get_password().is_some() { ":***" } else { "" };
+                let db = parsed.get_dbname().unwrap_or("");
+                format!("postgres://{user}{password}@{}/{db}", hosts.join(","))
+            }
+            Err(_) => "***".to_owned(),
+        }
+    }
+}
+
+pub(super) fn resolve(raw: &RawSinks, problems: &mut Vec<String>) -> SinksConfig {
+    SinksConfig { postgres: raw.postgres.as_ref().and_then(|pg| resolve_postgres(pg, problems)) }
+}
+
+fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<PostgresConfig> {
+    let url = super::secret::resolve("`sinks.postgres.url`", &raw.url, problems)?;
+    match tokio_postgres::Config::from_str(url.expose_secret()) {
+        Ok(parsed) => {
+            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                problems.push(
+                    "`sinks.postgres.url`: sslmode=require is not supported yet; connect over \
+                     a private network or loopback with sslmode=disable or prefer"
+                        .to_owned(),
+                );
+            }
+        }
+        // The parser's message can quote the string, password included: keep only its kind.
+        Err(_) => problems.push(
+            "`sinks.postgres.url` is not a PostgreSQL connection string such as \
+             `postgres://user@host:5432/db`"
+                .to_owned(),
+        ),
+    }
+    if !is_identifier(&raw.schema) {
+        problems.push(format!(
+            "`sinks.postgres.schema` = `{}` must be 1 to 63 characters of a-z, 0-9 and `_`, \
+             not starting with a digit",
+            raw.schema
+        ));
+    }
+    let batch_size = usize::try_from(raw.batch_size).ok().and_then(NonZeroUsize::new);
+    if batch_size.is_none() {
+        problems.push(format!(
+            "`sinks.postgres.batch_size` must be a positive integer, not {}",
+            raw.batch_size
+        ));
+    }
+    Some(PostgresConfig {
+        url,
+        schema: raw.schema.clone(),
+        batch_size: batch_size.unwrap_or(NonZeroUsize::MIN),
+    })
+}
+
+/// A name safe to splice into SQL unquoted: PostgreSQL folds unquoted names to lower case.
+fn is_identifier(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(url: &str, schema: &str, batch_size: u64) -> RawSinks {
+        RawSinks {
+            postgres: Some(RawPostgres {
+                url: url.to_owned(),
+                schema: schema.to_owned(),
+                batch_size,
+            }),
+        }
+    }
+
+    #[test]
+    fn postgres_problems_are_listed_together_without_the_password() {
+        let mut problems = Vec::new();
+        resolve(&raw("postgres://u:hunter2@/db?sslmode=require", "Bad-Name", 0), &mut problems);
+        let text = problems.join("\n");
+        for needle in ["sslmode=require", "`Bad-Name`", "batch_size"] {
+            assert!(text.contains(needle), "missing {needle} in {text}");
+        }
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_masked_url_hides_the_password() {
+        let mut problems = Vec::new();
+        let config =
+            resolve(&raw("postgres://u:hunter2@db.internal:6543/wh", "hh", 10), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let masked = config.postgres.unwrap().url_masked();
+        assert_eq!(masked, "postgres://u:***@db.internal:6543/wh");
+    }
+}

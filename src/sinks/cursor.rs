@@ -1,0 +1,122 @@
+//! Sink cursors: how far each sink has loaded the spool, kept in the spool's own database
+//! (`sink_cursors`) so that it survives restarts and moves only after the sink's commit.
+//!
+//! A cursor is a `raw_requests.seq`: every request at or below it, with its events, journey
+//! call and failures, is in the sink. `seq` only grows in commit order, so a reader that sees
+//! a request also sees every request before it. Replay rewrites rows of old requests; it moves
+//! the cursors back and bumps their `generation`, and a sink's advance only applies if the
+//! generation is still the one it read, so a batch read before a replay is loaded again.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::spool::format_time;
+
+/// Where a sink stands, as read before loading a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub position: i64,
+    pub generation: i64,
+}
+
+/// Reads a sink's cursor, creating it at the start of the spool for a new sink.
+pub fn read(conn: &Connection, sink: &str) -> rusqlite::Result<Cursor> {
+    conn.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?1)", [sink])?;
+    conn.query_row("SELECT position, generation FROM sink_cursors WHERE sink = ?1", [sink], |row| {
+        Ok(Cursor { position: row.get(0)?, generation: row.get(1)? })
+    })
+}
+
+/// Moves the cursor to `to` unless a replay changed it since `from` was read; returns whether
+/// it moved. Clears the last error: the sink has just loaded a batch.
+pub fn advance(conn: &Connection, sink: &str, from: Cursor, to: i64) -> rusqlite::Result<bool> {
+    let changed = conn.execute(
+        "UPDATE sink_cursors SET position = ?1, loaded_at = ?2, last_error = NULL, \
+         last_error_at = NULL WHERE sink = ?3 AND generation = ?4",
+        params![to, format_time(&Utc::now()), sink, from.generation],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Keeps why the last attempt failed, for `hookhouse status`.
+pub fn record_error(conn: &Connection, sink: &str, error: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sink_cursors SET last_error = ?1, last_error_at = ?2 WHERE sink = ?3",
+        params![error, format_time(&Utc::now()), sink],
+    )?;
+    Ok(())
+}
+
+/// Sends every sink back to just before `seq`, in the caller's transaction (replay's).
+pub fn rewind_all(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE sink_cursors SET position = min(position, ?1 - 1), generation = generation + 1",
+        [seq],
+    )?;
+    Ok(())
+}
+
+/// How far behind the spool a sink is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lag {
+    pub sink: String,
+    pub position: i64,
+    /// Events in requests after the cursor.
+    pub events: u64,
+    /// Requests after the cursor.
+    pub requests: u64,
+    /// Age of the oldest request not yet loaded; zero when caught up.
+    pub seconds: f64,
+    pub loaded_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+/// The lag of one sink, or `None` if it has never run.
+pub fn lag(conn: &Connection, sink: &str, now: DateTime<Utc>) -> rusqlite::Result<Option<Lag>> {
+    let row = conn
+        .query_row(
+            "SELECT position, loaded_at, last_error, last_error_at FROM sink_cursors \
+             WHERE sink = ?1",
+            [sink],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((position, loaded_at, last_error, last_error_at)) = row else { return Ok(None) };
+    let events: i64 =
+        conn.query_row("SELECT count(*) FROM events WHERE raw_seq > ?1", [position], |row| {
+            row.get(0)
+        })?;
+    let (requests, oldest): (i64, Option<String>) = conn.query_row(
+        "SELECT count(*), min(received_at) FROM raw_requests WHERE seq > ?1",
+        [position],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let seconds = oldest
+        .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
+        .map(|oldest| (now - oldest.with_timezone(&Utc)).num_milliseconds().max(0) as f64 / 1e3)
+        .unwrap_or(0.0);
+    Ok(Some(Lag {
+        sink: sink.to_owned(),
+        position,
+        events: events.unsigned_abs(),
+        requests: requests.unsigned_abs(),
+        seconds,
+        loaded_at,
+        last_error,
+        last_error_at,
+    }))
+}
+
+/// Every sink that has a cursor, by name.
+pub fn sinks(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare("SELECT sink FROM sink_cursors ORDER BY sink")?;
+    statement.query_map([], |row| row.get(0))?.collect()
+}

@@ -1,0 +1,295 @@
+//! Loading one batch: binary COPY into session-local staging tables, then one
+//! `INSERT ... SELECT ... ON CONFLICT` per table, all in one transaction. Loading the same
+//! batch twice (a crash before the cursor moved) leaves the same rows: requests and journey
+//! calls are keyed by `seq`, events by `event_id`, and a batch's failures replace those of its
+//! requests.
+//!
+//! A value PostgreSQL refuses (a NUL character in text, an index entry too large, ...) fails
+//! the whole COPY. The batch is then loaded again table by table, halving the part that fails
+//! until the refused rows are alone; they become refusals and everything else loads.
+
+use chrono::{DateTime, Utc};
+use futures_util::pin_mut;
+use serde_json::{Map, Value};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Transaction};
+
+use super::SinkError;
+use super::encode::pg_type;
+use crate::sinks::batch::{Batch, Cell, Row};
+use crate::sinks::columns::{EVENTS, FAILED_EVENTS, JOURNEY_CALLS, RAW_REQUESTS, Table};
+
+/// The name this sink records its refusals under.
+pub(super) const SINK_NAME: &str = "postgres";
+
+/// A row PostgreSQL would not take, kept in `failed_events` instead.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Refusal {
+    pub(crate) seq: i64,
+    pub(crate) received_at: DateTime<Utc>,
+    pub(crate) reason: String,
+    /// The refused row as JSON (a request's own body for `raw_requests`).
+    pub(crate) body: Vec<u8>,
+}
+
+/// How the rows of a table meet the rows already loaded.
+#[derive(Debug, Clone, Copy)]
+enum Merge {
+    /// Keep what is there: a request never changes once stored.
+    Keep(&'static str),
+    /// Take the new values, except these columns, which keep the first sighting.
+    Update { key: &'static str, kept: &'static [&'static str] },
+}
+
+fn merge_of(table: &Table) -> Merge {
+    match table.name {
+        "events" => {
+            Merge::Update { key: "event_id", kept: &["event_id", "raw_seq", "received_at"] }
+        }
+        "journey_calls" => Merge::Update { key: "seq", kept: &["seq"] },
+        _ => Merge::Keep("seq"),
+    }
+}
+
+/// Loads `batch`; returns the rows PostgreSQL refused, which are also in its `failed_events`.
+pub(super) async fn load(
+    client: &mut Client,
+    schema: &str,
+    batch: &Batch,
+) -> Result<Vec<Refusal>, SinkError> {
+    let tables = [&batch.raw_requests, &batch.events, &batch.journey_calls];
+    // Rows whose stored values do not fit their column are refused before anything is sent.
+    let mut refusals: Vec<Refusal> = tables
+        .iter()
+        .flat_map(|rows| rows.rows.iter().filter_map(|row| unreadable(rows.table, row)))
+        .collect();
+    let parts: Vec<(&Table, Vec<&Row>)> = tables
+        .iter()
+        .map(|rows| (rows.table, rows.rows.iter().filter(|row| row.problem.is_none()).collect()))
+        .collect();
+
+    // The common case: everything in one transaction.
+    let tx = client.transaction().await?;
+    let mut whole = Ok(());
+    for (table, rows) in &parts {
+        whole = load_rows(&tx, schema, table, rows).await;
+        if whole.is_err() {
+            break;
+        }
+    }
+    match whole {
+        Ok(()) => {
+            replace_failures(&tx, schema, batch, &refusals).await?;
+            tx.commit().await?;
+            return Ok(refusals);
+        }
+        Err(err) if is_refusal(&err) => drop(tx),
+        Err(err) => return Err(err.into()),
+    }
+
+    // Something was refused: find it, committing every part that loads on its own.
+    for (table, rows) in &parts {
+        let mut pending: Vec<&[&Row]> = vec![rows];
+        while let Some(part) = pending.pop() {
+            let tx = client.transaction().await?;
+            match load_rows(&tx, schema, table, part).await {
+                Ok(()) => tx.commit().await?,
+                Err(err) if is_refusal(&err) => match part {
+                    [row] => refusals.push(refusal(table, row, &err.to_string())),
+                    _ => {
+                        let (left, right) = part.split_at(part.len() / 2);
+                        pending.push(right);
+                        pending.push(left);
+                    }
+                },
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    let tx = client.transaction().await?;
+    replace_failures(&tx, schema, batch, &refusals).await?;
+    tx.commit().await?;
+    Ok(refusals)
+}
+
+fn stage_name(table: &Table) -> String {
+    format!("hookhouse_stage_{}", table.name)
+}
+
+/// Creates this connection's staging tables: session-local, emptied at every commit or
+/// rollback.
+pub(super) async fn create_staging(client: &Client, schema: &str) -> Result<(), SinkError> {
+    for table in [&RAW_REQUESTS, &EVENTS, &JOURNEY_CALLS] {
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE {stage} (LIKE {schema}.{name} INCLUDING DEFAULTS) \
+                 ON COMMIT DELETE ROWS",
+                stage = stage_name(table),
+                name = table.name
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Copies `rows` into the table's staging table, then merges them into the table.
+async fn load_rows(
+    tx: &Transaction<'_>,
+    schema: &str,
+    table: &Table,
+    rows: &[&Row],
+) -> Result<(), tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let stage = stage_name(table);
+    let columns = table.names().collect::<Vec<_>>().join(", ");
+    copy(tx, &stage, table, rows).await?;
+    let conflict = match merge_of(table) {
+        Merge::Keep(key) => format!("({key}) DO NOTHING"),
+        Merge::Update { key, kept } => {
+            let updates: Vec<String> = table
+                .names()
+                .filter(|name| !kept.contains(name))
+                .map(|name| format!("{name} = excluded.{name}"))
+                .collect();
+            format!("({key}) DO UPDATE SET {}", updates.join(", "))
+        }
+    };
+    tx.batch_execute(&format!(
+        "INSERT INTO {schema}.{name} ({columns}) SELECT {columns} FROM {stage} \
+         ON CONFLICT {conflict}",
+        name = table.name
+    ))
+    .await
+}
+
+/// Binary COPY of `rows` into `target`, whose columns are the table's.
+async fn copy(
+    tx: &Transaction<'_>,
+    target: &str,
+    table: &Table,
+    rows: &[&Row],
+) -> Result<(), tokio_postgres::Error> {
+    let columns = table.names().collect::<Vec<_>>().join(", ");
+    let sink = tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await?;
+    let types: Vec<_> = table.columns.iter().map(|column| pg_type(column.kind)).collect();
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for row in rows {
+        writer.as_mut().write_raw(row.cells.iter()).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// The batch's failures (the normaliser's and this sink's refusals) replace those already
+/// loaded for its requests, so loading a batch again never doubles them.
+async fn replace_failures(
+    tx: &Transaction<'_>,
+    schema: &str,
+    batch: &Batch,
+    refusals: &[Refusal],
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        &format!("DELETE FROM {schema}.failed_events WHERE raw_seq > $1 AND raw_seq <= $2"),
+        &[&batch.after, &batch.through],
+    )
+    .await?;
+    // Failures must always load: text PostgreSQL cannot hold is made safe first.
+    let rows: Vec<Row> = batch
+        .failures
+        .rows
+        .iter()
+        .map(storable_failure)
+        .chain(refusals.iter().map(|refusal| storable_failure(&refusal_row(refusal))))
+        .collect();
+    let rows: Vec<&Row> = rows.iter().collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    copy(tx, &format!("{schema}.failed_events"), &FAILED_EVENTS, &rows).await
+}
+
+/// Whether PostgreSQL refused a value, rather than failing to run: data exceptions (class 22),
+/// constraint violations (23) and limits such as an index entry too large (54).
+fn is_refusal(err: &tokio_postgres::Error) -> bool {
+    err.code().is_some_and(|code| {
+        let code = code.code();
+        code.starts_with("22") || code.starts_with("23") || code.starts_with("54")
+    }) && err.code() != Some(&SqlState::QUERY_CANCELED)
+}
+
+fn unreadable(table: &'static Table, row: &Row) -> Option<Refusal> {
+    row.problem.as_ref().map(|problem| refusal(table, row, problem))
+}
+
+fn refusal(table: &Table, row: &Row, reason: &str) -> Refusal {
+    let received_at = table
+        .position("received_at")
+        .and_then(|index| match row.cells.get(index) {
+            Some(Cell::Time(time)) => Some(*time),
+            _ => None,
+        })
+        .unwrap_or_else(Utc::now);
+    let body = match (table.name, table.position("body").and_then(|i| row.cells.get(i))) {
+        ("raw_requests", Some(Cell::Bytes(body))) => body.clone(),
+        _ => row_json(table, row).into_bytes(),
+    };
+    Refusal {
+        seq: row.seq,
+        received_at,
+        reason: format!("PostgreSQL refused a row of `{}`: {reason}", table.name),
+        body,
+    }
+}
+
+/// A row as a JSON object of its columns, for a refusal's body.
+fn row_json(table: &Table, row: &Row) -> String {
+    let object: Map<String, Value> = table
+        .columns
+        .iter()
+        .zip(&row.cells)
+        .map(|(column, cell)| {
+            let value = match cell {
+                Cell::Null => Value::Null,
+                Cell::Int(n) => Value::from(*n),
+                Cell::Bool(b) => Value::from(*b),
+                Cell::Text(text) | Cell::Json(text) => Value::from(text.as_str()),
+                Cell::Time(time) => Value::from(crate::spool::format_time(time)),
+                Cell::Bytes(bytes) => Value::from(String::from_utf8_lossy(bytes).into_owned()),
+            };
+            (column.name.to_owned(), value)
+        })
+        .collect();
+    Value::Object(object).to_string()
+}
+
+fn refusal_row(refusal: &Refusal) -> Row {
+    Row {
+        seq: refusal.seq,
+        cells: vec![
+            Cell::Int(refusal.seq),
+            Cell::Time(refusal.received_at),
+            Cell::Text("load".to_owned()),
+            Cell::Text(refusal.reason.clone()),
+            Cell::Text(SINK_NAME.to_owned()),
+            Cell::Bytes(refusal.body.clone()),
+        ],
+        problem: None,
+    }
+}
+
+/// A failure row with NUL characters (which PostgreSQL text cannot hold) replaced.
+fn storable_failure(row: &Row) -> Row {
+    let cells = row
+        .cells
+        .iter()
+        .map(|cell| match cell {
+            Cell::Text(text) if text.contains('\0') => Cell::Text(text.replace('\0', "\u{FFFD}")),
+            other => other.clone(),
+        })
+        .collect();
+    Row { seq: row.seq, cells, problem: None }
+}

@@ -1,0 +1,292 @@
+//! The PostgreSQL sink: follows the spool behind its own cursor and loads every request, event,
+//! journey call and failure into typed tables.
+//!
+//! Delivery is at least once (the cursor moves only after PostgreSQL has committed) and rows are
+//! exactly once (every load is idempotent, see [`load`]). The sink never slows ingestion: it
+//! only reads the spool, and while PostgreSQL is away it retries with capped exponential
+//! back-off, then catches up from its cursor.
+//!
+//! Client: `tokio-postgres`, for binary COPY (the fastest way into PostgreSQL, without text
+//! escaping) on the runtime the server already runs; sqlx offers only text COPY and brings a
+//! compile-time query layer we do not need.
+
+mod encode;
+mod load;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, params};
+use secrecy::ExposeSecret as _;
+use tokio::sync::watch;
+use tokio_postgres::{Client, NoTls};
+
+use crate::config::PostgresConfig;
+use crate::sinks::batch::{self, Batch};
+use crate::sinks::cursor::{self, Cursor};
+use crate::spool::format_time;
+use load::{Refusal, SINK_NAME};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("PostgreSQL: {}", describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the spool: {0}")]
+    Spool(#[from] rusqlite::Error),
+    #[error(
+        "the PostgreSQL schema is at version {found}, newer than this hookhouse knows ({known}): \
+         upgrade hookhouse"
+    )]
+    SchemaTooNew { found: i32, known: usize },
+    #[error("PostgreSQL did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the spool reader stopped unexpectedly")]
+    Reader,
+}
+
+/// tokio-postgres shows "db error" for a server error; the server's message is what helps.
+fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => err.to_string(),
+    }
+}
+
+/// Back-off after a failure: doubles from the first step to the cap.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+/// How often the sink looks for new requests once it has caught up.
+const POLL: Duration = Duration::from_millis(100);
+/// The longest one batch may take in PostgreSQL before the connection is given up.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the sink logs its lag.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// What one step of the sink did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing new in the spool.
+    CaughtUp,
+    Loaded {
+        requests: usize,
+        events: usize,
+        refused: usize,
+    },
+    /// A replay moved the cursor while the batch was loading; it is loaded again.
+    Rewound,
+}
+
+/// The sink's state: its spool connection and, while PostgreSQL is reachable, its client.
+pub struct PostgresSink {
+    config: PostgresConfig,
+    spool: Arc<Mutex<Connection>>,
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for PostgresSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSink")
+            .field("url", &self.config.url_masked())
+            .field("schema", &self.config.schema)
+            .field("connected", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl PostgresSink {
+    /// Opens the spool for reading; PostgreSQL is connected on the first step.
+    pub fn open(config: PostgresConfig, db_path: &Path) -> Result<Self, SinkError> {
+        let conn = Connection::open_with_flags(
+            db_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // The cursor update waits for the spool writer's group commits, which are short.
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(PostgresSink { config, spool: Arc::new(Mutex::new(conn)), client: None })
+    }
+
+    /// Loads the next batch, if any. On an error the connection is dropped, so the next step
+    /// starts afresh.
+    pub async fn step(&mut self) -> Result<Step, SinkError> {
+        let batch_size = self.config.batch_size.get();
+        let read = self
+            .with_spool(move |conn| {
+                let cursor = cursor::read(conn, SINK_NAME)?;
+                Ok((cursor, batch::read(conn, cursor.position, batch_size)?))
+            })
+            .await?;
+        let (from, Some(batch)) = read else { return Ok(Step::CaughtUp) };
+        let refusals = match tokio::time::timeout(LOAD_TIMEOUT, self.load(&batch)).await {
+            Ok(Ok(refusals)) => refusals,
+            Ok(Err(err)) => {
+                self.client = None;
+                return Err(err);
+            }
+            Err(_) => {
+                self.client = None;
+                return Err(SinkError::Timeout(LOAD_TIMEOUT));
+            }
+        };
+        let step = Step::Loaded {
+            requests: batch.raw_requests.rows.len(),
+            events: batch.event_count(),
+            refused: refusals.len(),
+        };
+        let (after, through) = (batch.after, batch.through);
+        let moved = self
+            .with_spool(move |conn| record_loaded(conn, from, after, through, &refusals))
+            .await?;
+        Ok(if moved { step } else { Step::Rewound })
+    }
+
+    async fn load(&mut self, batch: &Batch) -> Result<Vec<Refusal>, SinkError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(self.connect().await?);
+        }
+        let client = self.client.as_mut().ok_or(SinkError::Reader)?;
+        load::load(client, &self.config.schema, batch).await
+    }
+
+    async fn connect(&self) -> Result<Client, SinkError> {
+        let mut pg: tokio_postgres::Config = self.config.url.expose_secret().parse()?;
+        pg.connect_timeout(Duration::from_secs(5))
+            .keepalives_idle(Duration::from_secs(30))
+            .application_name("hookhouse");
+        let (mut client, connection) = pg.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "PostgreSQL connection closed");
+            }
+        });
+        schema::migrate(&mut client, &self.config.schema).await?;
+        load::create_staging(&client, &self.config.schema).await?;
+        tracing::info!(url = %self.config.url_masked(), schema = %self.config.schema,
+            "PostgreSQL sink connected; tables up to date");
+        Ok(client)
+    }
+
+    /// Runs `work` on the spool connection off the async threads: SQLite blocks.
+    async fn with_spool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, SinkError> + Send + 'static,
+    ) -> Result<T, SinkError> {
+        let spool = Arc::clone(&self.spool);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = spool.lock().map_err(|_| SinkError::Reader)?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|_| SinkError::Reader)?
+    }
+
+    async fn record_error(&self, error: String) {
+        let recorded =
+            self.with_spool(move |conn| Ok(cursor::record_error(conn, SINK_NAME, &error)?)).await;
+        if let Err(err) = recorded {
+            tracing::debug!(error = %err, "could not record the sink's error in the spool");
+        }
+    }
+
+    async fn lag(&self) -> Result<Option<cursor::Lag>, SinkError> {
+        self.with_spool(|conn| Ok(cursor::lag(conn, SINK_NAME, chrono::Utc::now())?)).await
+    }
+
+    /// Loads until `stop` turns true: batches back to back while behind, a poll every
+    /// [`POLL`] once caught up, capped exponential back-off while PostgreSQL fails.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut retry = FIRST_RETRY;
+        let mut failing = false;
+        let mut loaded_since_report = 0usize;
+        let mut last_report = Instant::now();
+        while !*stop.borrow() {
+            let pause = match self.step().await {
+                Ok(Step::Loaded { events, refused, .. }) => {
+                    if failing {
+                        tracing::info!("PostgreSQL sink recovered; catching up");
+                        failing = false;
+                    }
+                    if refused > 0 {
+                        tracing::warn!(refused, "PostgreSQL refused rows; kept in failed_events");
+                    }
+                    retry = FIRST_RETRY;
+                    loaded_since_report += events;
+                    Duration::ZERO
+                }
+                Ok(Step::Rewound) => Duration::ZERO,
+                Ok(Step::CaughtUp) => POLL,
+                Err(err) => {
+                    let message = err.to_string();
+                    tracing::warn!(error = %message, retry_in_ms = retry.as_millis() as u64,
+                        "PostgreSQL sink failed; events stay in the spool until it loads them");
+                    self.record_error(message).await;
+                    failing = true;
+                    let pause = retry;
+                    retry = (retry * 2).min(MAX_RETRY);
+                    pause
+                }
+            };
+            if last_report.elapsed() >= REPORT_EVERY {
+                self.report(loaded_since_report, last_report.elapsed()).await;
+                loaded_since_report = 0;
+                last_report = Instant::now();
+            }
+            if !pause.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    async fn report(&self, loaded: usize, over: Duration) {
+        match self.lag().await {
+            Ok(Some(lag)) => tracing::info!(
+                loaded_events = loaded,
+                events_per_sec = (loaded as f64 / over.as_secs_f64()).round(),
+                lag_events = lag.events,
+                lag_seconds = lag.seconds,
+                "PostgreSQL sink"
+            ),
+            Ok(None) => {}
+            Err(err) => tracing::debug!(error = %err, "could not measure the sink's lag"),
+        }
+    }
+}
+
+/// After PostgreSQL committed `after < seq <= through`: keeps the refusals in the spool and
+/// moves the cursor, in one transaction; returns false (changing nothing) if a replay moved
+/// the cursor meanwhile.
+fn record_loaded(
+    conn: &mut Connection,
+    from: Cursor,
+    after: i64,
+    through: i64,
+    refusals: &[Refusal],
+) -> Result<bool, SinkError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "DELETE FROM failed_events WHERE sink = ?1 AND raw_seq > ?2 AND raw_seq <= ?3",
+        params![SINK_NAME, after, through],
+    )?;
+    for refusal in refusals {
+        tx.execute(
+            "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body, sink) \
+             VALUES (?1, ?2, 'load', ?3, ?4, ?5)",
+            params![
+                refusal.seq,
+                format_time(&refusal.received_at),
+                refusal.reason,
+                refusal.body,
+                SINK_NAME
+            ],
+        )?;
+    }
+    if !cursor::advance(&tx, SINK_NAME, from, through)? {
+        return Ok(false);
+    }
+    tx.commit()?;
+    Ok(true)
+}

@@ -1,0 +1,159 @@
+//! The PostgreSQL tables: numbered migrations recorded in `{schema}.schema_migrations`, applied
+//! at every connect under an advisory lock (so two hookhouse processes never race), then the
+//! event views. A migration is never edited once released; a change is a new one.
+//!
+//! Types are PostgreSQL's own: `timestamptz` for instants, `bigint` for Iterable's ids, `jsonb`
+//! for `dataFields` and lists, `bytea` for bodies. `ip` is `text`: a pseudonymised source
+//! stores a digest there.
+
+use tokio_postgres::Client;
+
+use super::SinkError;
+use crate::sinks::views::event_views;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`; `{schema}` is replaced by the
+/// configured schema, a validated identifier.
+const MIGRATIONS: &[&str] = &[
+    // 1: the loaded tables.
+    r#"
+    CREATE TABLE {schema}.raw_requests (
+        seq          bigint      PRIMARY KEY,
+        received_at  timestamptz NOT NULL,
+        source       text        NOT NULL,
+        method       text        NOT NULL,
+        path         text        NOT NULL,
+        query        text,
+        headers      jsonb       NOT NULL,
+        remote_addr  text,
+        content_type text,
+        body         bytea       NOT NULL,
+        body_sha256  text        NOT NULL,
+        loaded_at    timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE {schema}.events (
+        event_id           text        PRIMARY KEY,
+        raw_seq            bigint      NOT NULL,
+        source             text        NOT NULL,
+        event_name         text        NOT NULL,
+        email              text,
+        user_id            text,
+        created_at         timestamptz,
+        received_at        timestamptz NOT NULL,
+        campaign_id        bigint,
+        template_id        bigint,
+        message_id         text,
+        app_id             text,
+        platform           text,
+        data               jsonb       NOT NULL,
+        family             text        NOT NULL,
+        channel_id         bigint,
+        message_type_id    bigint,
+        workflow_id        bigint,
+        experiment_id      bigint,
+        content_id         bigint,
+        campaign_name      text,
+        template_name      text,
+        workflow_name      text,
+        email_subject      text,
+        url                text,
+        link_url           text,
+        user_agent         text,
+        user_agent_device  text,
+        ip                 text,
+        city               text,
+        region             text,
+        country            text,
+        locale             text,
+        proxy_source       text,
+        is_bot             boolean,
+        recipient_state    text,
+        bounce_message     text,
+        reason             text,
+        unsub_source       text,
+        signup_source      text,
+        email_list_ids     jsonb,
+        labels             jsonb,
+        to_phone_number    text,
+        from_phone_number  text,
+        sms_message        text,
+        push_message       text,
+        transactional_data jsonb,
+        parse_warnings     jsonb,
+        loaded_at          timestamptz NOT NULL DEFAULT now()
+    );
+    -- The views filter on the name and users ask for time ranges, people and campaigns.
+    CREATE INDEX events_name_created ON {schema}.events (event_name, created_at);
+    CREATE INDEX events_email ON {schema}.events (email);
+    CREATE INDEX events_campaign ON {schema}.events (campaign_id, created_at);
+    CREATE TABLE {schema}.journey_calls (
+        seq          bigint      PRIMARY KEY,
+        received_at  timestamptz NOT NULL,
+        source       text        NOT NULL,
+        journey      text        NOT NULL,
+        method       text        NOT NULL,
+        email        text,
+        user_id      text,
+        data         jsonb       NOT NULL,
+        loaded_at    timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE {schema}.failed_events (
+        id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        raw_seq      bigint      NOT NULL,
+        received_at  timestamptz NOT NULL,
+        stage        text        NOT NULL,
+        reason       text        NOT NULL,
+        sink         text,                  -- NULL: the normaliser; else the sink that refused it
+        body         bytea       NOT NULL,
+        loaded_at    timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX failed_events_raw_seq ON {schema}.failed_events (raw_seq);
+    "#,
+];
+
+/// Brings `schema` to the newest version and (re)creates the event views.
+pub(super) async fn migrate(client: &mut Client, schema: &str) -> Result<(), SinkError> {
+    let tx = client.transaction().await?;
+    // One process migrates at a time; the others wait here, then find nothing to do.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("hookhouse:{schema}")])
+        .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+             version    integer     PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await?;
+    let row = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"),
+            &[],
+        )
+        .await?;
+    let found = row.get::<_, i32>(0);
+    let current = usize::try_from(found).unwrap_or(0);
+    if current > MIGRATIONS.len() {
+        return Err(SinkError::SchemaTooNew { found, known: MIGRATIONS.len() });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.batch_execute(&sql.replace("{schema}", schema)).await?;
+        let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        tx.execute(
+            &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
+            &[&version],
+        )
+        .await?;
+    }
+    // `CREATE OR REPLACE` keeps views that users built on ours working across restarts.
+    let mut views = String::new();
+    for (view, name, columns) in event_views() {
+        views.push_str(&format!(
+            "CREATE OR REPLACE VIEW {schema}.{view} AS SELECT {} FROM {schema}.events \
+             WHERE event_name = '{name}';\n",
+            columns.join(", ")
+        ));
+    }
+    tx.batch_execute(&views).await?;
+    tx.commit().await?;
+    Ok(())
+}
