@@ -28,7 +28,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts hookhouse after `adjust` has changed the default configuration.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), adjust).await
+}
+
+/// Starts hookhouse on an existing data directory, as a restart would.
+pub async fn spawn_app_in(data_dir: TempDir, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::with_data_dir(data_dir.path());
     adjust(&mut config);
     let app = App::build(config).await.expect("app builds");

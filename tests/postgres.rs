@@ -1,0 +1,423 @@
+//! The PostgreSQL sink against a real PostgreSQL: typed rows for every fixture, exactly once
+//! through redelivery, a reload after a crash, an outage, and values PostgreSQL refuses.
+//!
+//! Needs `HOOKHOUSE_TEST_POSTGRES_URL` (`.ci/run` sets it); each test works in a schema of its
+//! own, dropped at its end.
+
+mod common;
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::{TestApp, email_open, spawn_app_in, spawn_app_with};
+use hookhouse::config::{Config, PostgresConfig};
+use hookhouse::sinks::columns::{EVENTS, Kind};
+use rusqlite::types::ValueRef;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio_postgres::{Client, NoTls};
+
+const URL_VARIABLE: &str = "HOOKHOUSE_TEST_POSTGRES_URL";
+/// How long the sink may take to load what a test sent, on a busy CI machine.
+const LOAD_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The test database's URL, or `None` (with a line saying so) when it is not configured.
+fn database_url() -> Option<String> {
+    match std::env::var(URL_VARIABLE) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "skipped: set {URL_VARIABLE} (e.g. postgres://postgres@127.0.0.1:5432/test) \
+                 to run the PostgreSQL sink tests; .ci/run does"
+            );
+            None
+        }
+    }
+}
+
+/// A schema of the test's own in the test database, and a client to check it with.
+struct Warehouse {
+    schema: String,
+    client: Client,
+}
+
+impl Warehouse {
+    async fn new(url: &str, test: &str) -> Warehouse {
+        let (client, connection) =
+            tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|err| {
+                panic!("cannot reach PostgreSQL at {URL_VARIABLE}: {err}");
+            });
+        tokio::spawn(connection);
+        let schema = format!("hh_test_{test}_{}", std::process::id());
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
+        Warehouse { schema, client }
+    }
+
+    fn sink(&self, url: &str) -> PostgresConfig {
+        PostgresConfig {
+            url: url.to_owned().into(),
+            schema: self.schema.clone(),
+            batch_size: NonZeroUsize::new(5_000).unwrap(),
+        }
+    }
+
+    /// Sets the sink on a configuration, pointed at `url` (the database, or a proxy to it).
+    fn configure(&self, config: &mut Config, url: &str) {
+        config.sinks.postgres = Some(self.sink(url));
+    }
+
+    async fn count(&self, sql_after_from: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {}.{sql_after_from}", self.schema);
+        self.client.query_one(&sql, &[]).await.unwrap().get(0)
+    }
+
+    async fn drop_schema(self) {
+        self.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema)).await.unwrap();
+    }
+}
+
+/// Waits until the sink's cursor has reached the newest request in the spool.
+async fn wait_caught_up(app: &TestApp) {
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    loop {
+        let (position, last): (Option<i64>, i64) = app
+            .db()
+            .query_row(
+                "SELECT (SELECT position FROM sink_cursors WHERE sink = 'postgres'), \
+                 (SELECT coalesce(max(seq), 0) FROM raw_requests)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        if position == Some(last) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "sink stuck at {position:?} of {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn fixtures() -> Vec<(PathBuf, &'static str)> {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir("tests/fixtures/iterable").unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.is_dir() {
+            for file in std::fs::read_dir(&dir).unwrap() {
+                let path = file.unwrap().path();
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("json") => files.push((path, "application/json")),
+                    Some("form") => files.push((path, "application/x-www-form-urlencoded")),
+                    _ => {}
+                }
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 50, "fixtures missing");
+    files
+}
+
+#[tokio::test]
+async fn every_fixture_lands_in_postgres_with_real_types() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "types").await;
+    let app = spawn_app_with(|config| pg.configure(config, &url)).await;
+    for (path, content_type) in fixtures() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let response = app.post("/iterable/default", content_type, &text).await;
+        assert_eq!(response.status(), 200, "{}", path.display());
+    }
+    // A journey call and a body the normaliser cannot read travel too.
+    app.post("/iterable/default/journey/welcome", "application/json", r#"{"email":"a@b.c"}"#).await;
+    app.post_webhook("{not json").await;
+    wait_caught_up(&app).await;
+
+    // The declared types, as a warehouse user sees them.
+    let types: Vec<(String, String)> = pg
+        .client
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'events'",
+            &[&pg.schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for (column, expected) in [
+        ("created_at", "timestamp with time zone"),
+        ("received_at", "timestamp with time zone"),
+        ("campaign_id", "bigint"),
+        ("template_id", "bigint"),
+        ("data", "jsonb"),
+        ("labels", "jsonb"),
+        ("is_bot", "boolean"),
+        ("email", "text"),
+    ] {
+        assert!(
+            types.iter().any(|(name, ty)| name == column && ty == expected),
+            "{column} should be {expected}: {types:?}"
+        );
+    }
+
+    // Every event, every column: the same value in PostgreSQL as in the embedded store.
+    let sqlite = app.db();
+    let mut statement = sqlite
+        .prepare(&format!(
+            "SELECT {} FROM events ORDER BY event_id",
+            EVENTS.names().collect::<Vec<_>>().join(", ")
+        ))
+        .unwrap();
+    let mut rows = statement.query([]).unwrap();
+    let mut compared = 0;
+    while let Some(row) = rows.next().unwrap() {
+        let event_id: String = row.get(0).unwrap();
+        let sql = format!(
+            "SELECT {} FROM {}.events WHERE event_id = $1",
+            EVENTS.names().collect::<Vec<_>>().join(", "),
+            pg.schema
+        );
+        let loaded = pg.client.query_one(&sql, &[&event_id]).await.unwrap();
+        for (index, column) in EVENTS.columns.iter().enumerate() {
+            let stored = row.get_ref(index).unwrap();
+            let context = format!("{event_id}.{}", column.name);
+            assert_same(stored, &loaded, index, column.kind, &context);
+        }
+        compared += 1;
+    }
+    assert!(compared >= 58, "every fixture event compared, not {compared}");
+    assert_eq!(compared, app.count("SELECT count(*) FROM events"));
+    assert_eq!(pg.count("events").await, compared);
+    assert_eq!(pg.count("raw_requests").await, app.count("SELECT count(*) FROM raw_requests"));
+    assert_eq!(pg.count("journey_calls").await, 1);
+    assert_eq!(pg.count("failed_events WHERE stage = 'decode' AND sink IS NULL").await, 1);
+    assert_eq!(pg.count("email_open").await, app.count("SELECT count(*) FROM email_open"));
+    drop(rows);
+    drop(statement);
+    drop(sqlite);
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}
+
+/// Asserts a SQLite value and the PostgreSQL value loaded from it are the same, by kind.
+fn assert_same(
+    stored: ValueRef<'_>,
+    loaded: &tokio_postgres::Row,
+    index: usize,
+    kind: Kind,
+    context: &str,
+) {
+    if stored == ValueRef::Null {
+        let null = match kind {
+            Kind::Text => loaded.get::<_, Option<String>>(index).is_none(),
+            Kind::BigInt => loaded.get::<_, Option<i64>>(index).is_none(),
+            Kind::Bool => loaded.get::<_, Option<bool>>(index).is_none(),
+            Kind::Time => loaded.get::<_, Option<DateTime<Utc>>>(index).is_none(),
+            Kind::Json => loaded.get::<_, Option<Value>>(index).is_none(),
+            Kind::Bytes => loaded.get::<_, Option<Vec<u8>>>(index).is_none(),
+        };
+        assert!(null, "{context}: NULL in SQLite, not in PostgreSQL");
+        return;
+    }
+    match kind {
+        Kind::Text => {
+            assert_eq!(stored.as_str().unwrap(), loaded.get::<_, &str>(index), "{context}")
+        }
+        Kind::BigInt => {
+            assert_eq!(stored.as_i64().unwrap(), loaded.get::<_, i64>(index), "{context}")
+        }
+        Kind::Bool => {
+            assert_eq!(stored.as_i64().unwrap() != 0, loaded.get::<_, bool>(index), "{context}")
+        }
+        Kind::Time => {
+            let text = stored.as_str().unwrap();
+            let expected = DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+            assert_eq!(expected, loaded.get::<_, DateTime<Utc>>(index), "{context}");
+        }
+        Kind::Json => {
+            let expected: Value = serde_json::from_str(stored.as_str().unwrap()).unwrap();
+            assert_eq!(expected, loaded.get::<_, Value>(index), "{context}");
+        }
+        Kind::Bytes => {
+            assert_eq!(stored.as_blob().unwrap(), loaded.get::<_, &[u8]>(index), "{context}")
+        }
+    }
+}
+
+#[tokio::test]
+async fn redelivery_and_a_reload_after_a_crash_leave_no_duplicate() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "once").await;
+    let app = spawn_app_with(|config| pg.configure(config, &url)).await;
+    for i in 0..20 {
+        let body = email_open(&format!("once-{i}"));
+        // Iterable retries a webhook with the same body: three deliveries, one event.
+        for _ in 0..3 {
+            assert_eq!(app.post_webhook(&body).await.status(), 200);
+        }
+    }
+    app.post_webhook("{broken").await;
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("raw_requests").await, 61);
+    assert_eq!(pg.count("events").await, 20);
+    assert_eq!(pg.count("failed_events").await, 1);
+
+    // A crash after PostgreSQL committed but before the cursor moved: on restart the sink
+    // loads the same requests again.
+    let data_dir = app.stop().await.unwrap();
+    let store = rusqlite::Connection::open(data_dir.path().join("hookhouse.db")).unwrap();
+    store.execute("UPDATE sink_cursors SET position = 0", []).unwrap();
+    drop(store);
+    let app = spawn_app_in(data_dir, |config| pg.configure(config, &url)).await;
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("raw_requests").await, 61);
+    assert_eq!(pg.count("events").await, 20);
+    assert_eq!(pg.count("failed_events").await, 1, "a reload replaces failures, never doubles");
+    let distinct: i64 = pg
+        .client
+        .query_one(&format!("SELECT count(DISTINCT message_id) FROM {}.events", pg.schema), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(distinct, 20);
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}
+
+/// A loopback TCP proxy to PostgreSQL that a test can cut (closing every connection and
+/// refusing new ones) and restore.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let (accept_open, accept_connections) = (Arc::clone(&open), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed at once
+                }
+                let target = target.clone();
+                accept_connections.lock().await.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Proxy { port, open, connections }
+    }
+
+    async fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.connections.lock().await.abort_all();
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn an_outage_delays_events_and_loses_none() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "outage").await;
+    let parsed: tokio_postgres::Config = url.parse().unwrap();
+    let host = match &parsed.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("{URL_VARIABLE} must be a TCP address, not {other:?}"),
+    };
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    let proxy = Proxy::start(format!("{host}:{port}")).await;
+    let user = parsed.get_user().unwrap_or("postgres");
+    let db = parsed.get_dbname().unwrap_or("postgres");
+    let via_proxy = format!("postgres://{user}@127.0.0.1:{}/{db}", proxy.port);
+    let app = spawn_app_with(|config| pg.configure(config, &via_proxy)).await;
+
+    for i in 0..50 {
+        assert_eq!(app.post_webhook(&email_open(&format!("before-{i}"))).await.status(), 200);
+    }
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("events").await, 50);
+
+    proxy.cut().await;
+    for i in 0..300 {
+        let response = app.post_webhook(&email_open(&format!("during-{i}"))).await;
+        assert_eq!(response.status(), 200, "ingestion goes on while PostgreSQL is away");
+    }
+    assert_eq!(app.get("/readyz").await.status(), 200, "a sink outage is not unreadiness");
+    // The sink notices, keeps its cursor, and says why in the store.
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    loop {
+        let error: Option<String> = app
+            .db()
+            .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        if error.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outage was never recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pg.count("events").await, 50, "nothing loads through a cut connection");
+
+    proxy.restore();
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("events").await, 350);
+    let error: Option<String> = app
+        .db()
+        .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(error, None, "the error clears once a batch loads");
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_value_postgres_refuses_is_kept_as_a_failure_and_the_rest_loads() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "refused").await;
+    let app = spawn_app_with(|config| pg.configure(config, &url)).await;
+    // SQLite keeps a NUL character in text; PostgreSQL's text and jsonb cannot hold one.
+    let refused = email_open("refused").replace("Paris", "Par\\u0000is");
+    for i in 0..10 {
+        assert_eq!(app.post_webhook(&email_open(&format!("fine-{i}"))).await.status(), 200);
+        if i == 4 {
+            assert_eq!(app.post_webhook(&refused).await.status(), 200);
+        }
+    }
+    wait_caught_up(&app).await;
+    assert_eq!(app.count("SELECT count(*) FROM events"), 11);
+    assert_eq!(pg.count("events").await, 10, "the rest of the batch is loaded");
+    assert_eq!(pg.count("events WHERE message_id = 'refused'").await, 0);
+    let (stage, reason, body): (String, String, Vec<u8>) = app
+        .db()
+        .query_row(
+            "SELECT stage, reason, body FROM failed_events WHERE sink = 'postgres'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(stage, "load");
+    assert!(reason.contains("events"), "{reason}");
+    assert!(String::from_utf8_lossy(&body).contains("refused"), "the refused row is kept");
+    assert_eq!(pg.count("failed_events WHERE sink = 'postgres' AND stage = 'load'").await, 1);
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}
