@@ -84,7 +84,10 @@ impl App {
     ) -> anyhow::Result<()> {
         let App { listener, state, writer, tls, postgres } = self;
         let (stop_sinks, sinks_stop) = watch::channel(false);
-        let postgres = postgres.map(|sink| tokio::spawn(sink.run(sinks_stop)));
+        let postgres = match postgres {
+            Some(sink) => Some(sink.spawn(sinks_stop).context("failed to start the PostgreSQL sink")?),
+            None => None,
+        };
         let grace = state.config.server.shutdown_timeout;
         let config_header_timeout = state.config.server.header_read_timeout;
         let max_connections = state.config.server.max_connections.get();
@@ -105,7 +108,9 @@ impl App {
         // spool behind their cursors.
         let _ = stop_sinks.send(true);
         if let Some(sink) = postgres
-            && tokio::time::timeout(SINK_STOP_TIMEOUT, sink).await.is_err()
+            && tokio::time::timeout(SINK_STOP_TIMEOUT, tokio::task::spawn_blocking(|| sink.join()))
+                .await
+                .is_err()
         {
             tracing::warn!("the PostgreSQL sink did not stop in time; its batch loads again");
         }

@@ -1,8 +1,12 @@
-//! Loading one batch: binary COPY into session-local staging tables, then one
-//! `INSERT ... SELECT ... ON CONFLICT` per table, all in one transaction. Loading the same
-//! batch twice (a crash before the cursor moved) leaves the same rows: requests and journey
-//! calls are keyed by `seq`, events by `event_id`, and a batch's failures replace those of its
-//! requests.
+//! Loading one batch, all in one transaction, idempotently:
+//!
+//! - `{schema}.load_progress` holds the last `seq` loaded, moved in the batch's transaction. A
+//!   batch entirely after it was never loaded: binary COPY straight into the tables, the
+//!   fastest way into PostgreSQL.
+//! - A batch that overlaps it (a crash between PostgreSQL's commit and the cursor update, or a
+//!   replay that moved the cursor back) goes through session-local staging tables and
+//!   `INSERT ... SELECT ... ON CONFLICT`: requests and journey calls are keyed by `seq`, events
+//!   by `event_id`. A batch's failures replace those already loaded for its requests.
 //!
 //! A value PostgreSQL refuses (a NUL character in text, an index entry too large, ...) fails
 //! the whole COPY. The batch is then loaded again table by table, halving the part that fails
@@ -69,23 +73,26 @@ pub(super) async fn load(
         .map(|rows| (rows.table, rows.rows.iter().filter(|row| row.problem.is_none()).collect()))
         .collect();
 
-    // The common case: everything in one transaction.
-    let tx = client.transaction().await?;
-    let mut whole = Ok(());
-    for (table, rows) in &parts {
-        whole = load_rows(&tx, schema, table, rows).await;
-        if whole.is_err() {
-            break;
+    // The common case, everything in one transaction: straight into the tables when
+    // PostgreSQL has never seen these requests, through the staging tables otherwise.
+    for path in [Path::Direct, Path::Staged] {
+        let tx = client.transaction().await?;
+        let loaded = lock_progress(&tx, schema).await?;
+        if path == Path::Direct && batch.after < loaded {
+            continue;
         }
-    }
-    match whole {
-        Ok(()) => {
-            replace_failures(&tx, schema, batch, &refusals).await?;
-            tx.commit().await?;
-            return Ok(refusals);
+        match load_parts(&tx, schema, &parts, path).await {
+            Ok(()) => {
+                finish(&tx, schema, batch, &refusals).await?;
+                tx.commit().await?;
+                return Ok(refusals);
+            }
+            // An event a replay moved to a later request is already there: merge instead.
+            Err(err) if path == Path::Direct && err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            }
+            Err(err) if is_refusal(&err) => break,
+            Err(err) => return Err(err.into()),
         }
-        Err(err) if is_refusal(&err) => drop(tx),
-        Err(err) => return Err(err.into()),
     }
 
     // Something was refused: find it, committing every part that loads on its own.
@@ -93,7 +100,7 @@ pub(super) async fn load(
         let mut pending: Vec<&[&Row]> = vec![rows];
         while let Some(part) = pending.pop() {
             let tx = client.transaction().await?;
-            match load_rows(&tx, schema, table, part).await {
+            match load_rows(&tx, schema, table, part, Path::Staged).await {
                 Ok(()) => tx.commit().await?,
                 Err(err) if is_refusal(&err) => match part {
                     [row] => refusals.push(refusal(table, row, &err.to_string())),
@@ -108,9 +115,55 @@ pub(super) async fn load(
         }
     }
     let tx = client.transaction().await?;
-    replace_failures(&tx, schema, batch, &refusals).await?;
+    lock_progress(&tx, schema).await?;
+    finish(&tx, schema, batch, &refusals).await?;
     tx.commit().await?;
     Ok(refusals)
+}
+
+/// How rows reach their table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// COPY into the table itself: only for requests PostgreSQL has never seen.
+    Direct,
+    /// COPY into a staging table, then merge on the table's key.
+    Staged,
+}
+
+async fn load_parts(
+    tx: &Transaction<'_>,
+    schema: &str,
+    parts: &[(&Table, Vec<&Row>)],
+    path: Path,
+) -> Result<(), tokio_postgres::Error> {
+    for (table, rows) in parts {
+        load_rows(tx, schema, table, rows, path).await?;
+    }
+    Ok(())
+}
+
+/// Reads how far the schema has loaded, locking it so one loader works at a time.
+async fn lock_progress(tx: &Transaction<'_>, schema: &str) -> Result<i64, tokio_postgres::Error> {
+    let row = tx
+        .query_one(&format!("SELECT seq FROM {schema}.load_progress FOR UPDATE"), &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The batch's failures, and the progress mark, in the transaction that commits the batch.
+async fn finish(
+    tx: &Transaction<'_>,
+    schema: &str,
+    batch: &Batch,
+    refusals: &[Refusal],
+) -> Result<(), tokio_postgres::Error> {
+    replace_failures(tx, schema, batch, refusals).await?;
+    tx.execute(
+        &format!("UPDATE {schema}.load_progress SET seq = greatest(seq, $1)"),
+        &[&batch.through],
+    )
+    .await?;
+    Ok(())
 }
 
 fn stage_name(table: &Table) -> String {
@@ -133,15 +186,19 @@ pub(super) async fn create_staging(client: &Client, schema: &str) -> Result<(), 
     Ok(())
 }
 
-/// Copies `rows` into the table's staging table, then merges them into the table.
+/// Copies `rows` into their table, directly or through its staging table.
 async fn load_rows(
     tx: &Transaction<'_>,
     schema: &str,
     table: &Table,
     rows: &[&Row],
+    path: Path,
 ) -> Result<(), tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(());
+    }
+    if path == Path::Direct {
+        return copy(tx, &format!("{schema}.{}", table.name), table, rows).await;
     }
     let stage = stage_name(table);
     let columns = table.names().collect::<Vec<_>>().join(", ");

@@ -83,6 +83,14 @@ pub struct PostgresSink {
     config: PostgresConfig,
     spool: Arc<Mutex<Connection>>,
     client: Option<Client>,
+    /// The next batch, being read while the current one loads.
+    ahead: Option<Ahead>,
+}
+
+struct Ahead {
+    /// The cursor the read assumes: where the current batch leaves it.
+    from: Cursor,
+    read: tokio::task::JoinHandle<Result<Option<Batch>, SinkError>>,
 }
 
 impl std::fmt::Debug for PostgresSink {
@@ -104,20 +112,58 @@ impl PostgresSink {
         )?;
         // The cursor update waits for the spool writer's group commits, which are short.
         conn.busy_timeout(Duration::from_secs(10))?;
-        Ok(PostgresSink { config, spool: Arc::new(Mutex::new(conn)), client: None })
+        Ok(PostgresSink { config, spool: Arc::new(Mutex::new(conn)), client: None, ahead: None })
+    }
+
+    /// Runs the sink on a thread and runtime of its own, so that under heavy ingestion it is
+    /// scheduled by the kernel beside the server rather than queued behind request tasks.
+    pub fn spawn(self, stop: watch::Receiver<bool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new()
+            .name("hookhouse-postgres".to_owned())
+            .spawn(move || runtime.block_on(self.run(stop)))
+    }
+
+    /// The next batch after the cursor: the one read ahead during the last load if the cursor
+    /// is where that read assumed, else a fresh read.
+    async fn next_batch(&mut self) -> Result<(Cursor, Option<Batch>), SinkError> {
+        let ahead = match self.ahead.take() {
+            Some(ahead) => Some((ahead.from, ahead.read.await.map_err(|_| SinkError::Reader)??)),
+            None => None,
+        };
+        let cursor = self.with_spool(|conn| Ok(cursor::read(conn, SINK_NAME)?)).await?;
+        if let Some((from, Some(batch))) = ahead
+            && from == cursor
+        {
+            return Ok((cursor, Some(batch)));
+        }
+        let batch_size = self.config.batch_size.get();
+        let batch =
+            self.with_spool(move |conn| Ok(batch::read(conn, cursor.position, batch_size)?)).await?;
+        Ok((cursor, batch))
+    }
+
+    /// Starts reading the batch after `batch` while `batch` loads.
+    fn read_ahead(&mut self, from: Cursor, batch: &Batch) {
+        let from = Cursor { position: batch.through, generation: from.generation };
+        let (spool, batch_size) = (Arc::clone(&self.spool), self.config.batch_size.get());
+        let read = tokio::task::spawn_blocking(move || {
+            let mut conn = spool.lock().map_err(|_| SinkError::Reader)?;
+            Ok(batch::read(&mut conn, from.position, batch_size)?)
+        });
+        self.ahead = Some(Ahead { from, read });
     }
 
     /// Loads the next batch, if any. On an error the connection is dropped, so the next step
     /// starts afresh.
     pub async fn step(&mut self) -> Result<Step, SinkError> {
-        let batch_size = self.config.batch_size.get();
-        let read = self
-            .with_spool(move |conn| {
-                let cursor = cursor::read(conn, SINK_NAME)?;
-                Ok((cursor, batch::read(conn, cursor.position, batch_size)?))
-            })
-            .await?;
-        let (from, Some(batch)) = read else { return Ok(Step::CaughtUp) };
+        let started = Instant::now();
+        let (from, Some(batch)) = self.next_batch().await? else { return Ok(Step::CaughtUp) };
+        let read_time = started.elapsed();
+        // A full batch means more is waiting: read it while this one loads.
+        if batch.event_count() >= self.config.batch_size.get() {
+            self.read_ahead(from, &batch);
+        }
         let refusals = match tokio::time::timeout(LOAD_TIMEOUT, self.load(&batch)).await {
             Ok(Ok(refusals)) => refusals,
             Ok(Err(err)) => {
@@ -135,9 +181,17 @@ impl PostgresSink {
             refused: refusals.len(),
         };
         let (after, through) = (batch.after, batch.through);
+        let load_time = started.elapsed() - read_time;
         let moved = self
             .with_spool(move |conn| record_loaded(conn, from, after, through, &refusals))
             .await?;
+        tracing::debug!(
+            events = batch.event_count(),
+            read_ms = read_time.as_millis() as u64,
+            load_ms = load_time.as_millis() as u64,
+            cursor_ms = (started.elapsed() - read_time - load_time).as_millis() as u64,
+            "batch loaded"
+        );
         Ok(if moved { step } else { Step::Rewound })
     }
 

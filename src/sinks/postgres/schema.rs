@@ -107,6 +107,13 @@ const MIGRATIONS: &[&str] = &[
         loaded_at    timestamptz NOT NULL DEFAULT now()
     );
     CREATE INDEX failed_events_raw_seq ON {schema}.failed_events (raw_seq);
+    -- How far this schema has loaded the spool, moved in the same transaction as the rows. A
+    -- batch entirely after it was never loaded, so it is copied straight into the tables.
+    CREATE TABLE {schema}.load_progress (
+        only_row     boolean     PRIMARY KEY DEFAULT true CHECK (only_row),
+        seq          bigint      NOT NULL
+    );
+    INSERT INTO {schema}.load_progress (seq) VALUES (0);
     "#,
 ];
 
