@@ -85,7 +85,9 @@ impl App {
         let App { listener, state, writer, tls, postgres } = self;
         let (stop_sinks, sinks_stop) = watch::channel(false);
         let postgres = match postgres {
-            Some(sink) => Some(sink.spawn(sinks_stop).context("failed to start the PostgreSQL sink")?),
+            Some(sink) => {
+                Some(sink.spawn(sinks_stop).context("failed to start the PostgreSQL sink")?)
+            }
             None => None,
         };
         let grace = state.config.server.shutdown_timeout;

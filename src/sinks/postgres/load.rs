@@ -56,13 +56,28 @@ fn merge_of(table: &Table) -> Merge {
     }
 }
 
+/// The two connections a batch loads over, side by side: PostgreSQL parses COPY data in one
+/// process per connection, so two use two cores.
+pub(super) struct Connections {
+    /// `raw_requests`, `journey_calls` and `failed_events`: progress mark `requests`.
+    pub(super) requests: Client,
+    /// `events`: progress mark `events`.
+    pub(super) events: Client,
+}
+
+impl Connections {
+    pub(super) fn is_closed(&self) -> bool {
+        self.requests.is_closed() || self.events.is_closed()
+    }
+}
+
 /// Loads `batch`; returns the rows PostgreSQL refused, which are also in its `failed_events`.
 pub(super) async fn load(
-    client: &mut Client,
+    connections: &mut Connections,
     schema: &str,
     batch: &Batch,
 ) -> Result<Vec<Refusal>, SinkError> {
-    let tables = [&batch.raw_requests, &batch.events, &batch.journey_calls];
+    let tables = [&batch.raw_requests, &batch.journey_calls, &batch.events];
     // Rows whose stored values do not fit their column are refused before anything is sent.
     let mut refusals: Vec<Refusal> = tables
         .iter()
@@ -72,30 +87,21 @@ pub(super) async fn load(
         .iter()
         .map(|rows| (rows.table, rows.rows.iter().filter(|row| row.problem.is_none()).collect()))
         .collect();
+    let (request_parts, event_parts) = parts.split_at(2);
 
-    // The common case, everything in one transaction: straight into the tables when
-    // PostgreSQL has never seen these requests, through the staging tables otherwise.
-    for path in [Path::Direct, Path::Staged] {
-        let tx = client.transaction().await?;
-        let loaded = lock_progress(&tx, schema).await?;
-        if path == Path::Direct && batch.after < loaded {
-            continue;
-        }
-        match load_parts(&tx, schema, &parts, path).await {
-            Ok(()) => {
-                finish(&tx, schema, batch, &refusals).await?;
-                tx.commit().await?;
-                return Ok(refusals);
-            }
-            // An event a replay moved to a later request is already there: merge instead.
-            Err(err) if path == Path::Direct && err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            }
-            Err(err) if is_refusal(&err) => break,
-            Err(err) => return Err(err.into()),
-        }
+    // The common case: each part in one transaction, both at once.
+    let (requests, events) = tokio::join!(
+        load_part(&mut connections.requests, schema, REQUESTS, request_parts, batch, &refusals),
+        load_part(&mut connections.events, schema, EVENTS_MARK, event_parts, batch, &[]),
+    );
+    match (requests, events) {
+        (Ok(()), Ok(())) => return Ok(refusals),
+        (Err(err), _) | (_, Err(err)) if !is_refusal(&err) => return Err(err.into()),
+        _ => {}
     }
 
-    // Something was refused: find it, committing every part that loads on its own.
+    // Something was refused: find it, committing every piece that loads on its own.
+    let client = &mut connections.requests;
     for (table, rows) in &parts {
         let mut pending: Vec<&[&Row]> = vec![rows];
         while let Some(part) = pending.pop() {
@@ -115,10 +121,51 @@ pub(super) async fn load(
         }
     }
     let tx = client.transaction().await?;
-    lock_progress(&tx, schema).await?;
-    finish(&tx, schema, batch, &refusals).await?;
+    replace_failures(&tx, schema, batch, &refusals).await?;
+    for mark in [REQUESTS, EVENTS_MARK] {
+        lock_progress(&tx, schema, mark).await?;
+        set_progress(&tx, schema, mark, batch.through).await?;
+    }
     tx.commit().await?;
     Ok(refusals)
+}
+
+/// The progress marks in `{schema}.load_progress`.
+const REQUESTS: &str = "requests";
+const EVENTS_MARK: &str = "events";
+
+/// Loads one part of a batch in one transaction that also moves the part's progress mark:
+/// straight into the tables when PostgreSQL has never seen these requests, through the
+/// staging tables otherwise. `refusals` go with the requests part (into `failed_events`).
+async fn load_part(
+    client: &mut Client,
+    schema: &str,
+    mark: &str,
+    parts: &[(&Table, Vec<&Row>)],
+    batch: &Batch,
+    refusals: &[Refusal],
+) -> Result<(), tokio_postgres::Error> {
+    let mut path = Path::Direct;
+    loop {
+        let tx = client.transaction().await?;
+        if batch.after < lock_progress(&tx, schema, mark).await? {
+            path = Path::Staged;
+        }
+        match load_parts(&tx, schema, parts, path).await {
+            Ok(()) => {
+                if mark == REQUESTS {
+                    replace_failures(&tx, schema, batch, refusals).await?;
+                }
+                set_progress(&tx, schema, mark, batch.through).await?;
+                return tx.commit().await;
+            }
+            // An event a replay moved to a later request is already there: merge instead.
+            Err(err) if path == Path::Direct && err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                path = Path::Staged;
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// How rows reach their table.
@@ -142,27 +189,24 @@ async fn load_parts(
     Ok(())
 }
 
-/// Reads how far the schema has loaded, locking it so one loader works at a time.
-async fn lock_progress(tx: &Transaction<'_>, schema: &str) -> Result<i64, tokio_postgres::Error> {
-    let row = tx
-        .query_one(&format!("SELECT seq FROM {schema}.load_progress FOR UPDATE"), &[])
-        .await?;
-    Ok(row.get(0))
-}
-
-/// The batch's failures, and the progress mark, in the transaction that commits the batch.
-async fn finish(
+/// Reads how far a part has loaded, locking its mark so one loader works at a time.
+async fn lock_progress(
     tx: &Transaction<'_>,
     schema: &str,
-    batch: &Batch,
-    refusals: &[Refusal],
+    mark: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    let sql = format!("SELECT seq FROM {schema}.load_progress WHERE part = $1 FOR UPDATE");
+    Ok(tx.query_one(&sql, &[&mark]).await?.get(0))
+}
+
+async fn set_progress(
+    tx: &Transaction<'_>,
+    schema: &str,
+    mark: &str,
+    through: i64,
 ) -> Result<(), tokio_postgres::Error> {
-    replace_failures(tx, schema, batch, refusals).await?;
-    tx.execute(
-        &format!("UPDATE {schema}.load_progress SET seq = greatest(seq, $1)"),
-        &[&batch.through],
-    )
-    .await?;
+    let sql = format!("UPDATE {schema}.load_progress SET seq = greatest(seq, $1) WHERE part = $2");
+    tx.execute(&sql, &[&through, &mark]).await?;
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use crate::config::PostgresConfig;
 use crate::sinks::batch::{self, Batch};
 use crate::sinks::cursor::{self, Cursor};
 use crate::spool::format_time;
-use load::{Refusal, SINK_NAME};
+use load::{Connections, Refusal, SINK_NAME};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -82,7 +82,7 @@ pub enum Step {
 pub struct PostgresSink {
     config: PostgresConfig,
     spool: Arc<Mutex<Connection>>,
-    client: Option<Client>,
+    client: Option<Connections>,
     /// The next batch, being read while the current one loads.
     ahead: Option<Ahead>,
 }
@@ -117,7 +117,10 @@ impl PostgresSink {
 
     /// Runs the sink on a thread and runtime of its own, so that under heavy ingestion it is
     /// scheduled by the kernel beside the server rather than queued behind request tasks.
-    pub fn spawn(self, stop: watch::Receiver<bool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    pub fn spawn(
+        self,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new()
             .name("hookhouse-postgres".to_owned())
@@ -138,8 +141,9 @@ impl PostgresSink {
             return Ok((cursor, Some(batch)));
         }
         let batch_size = self.config.batch_size.get();
-        let batch =
-            self.with_spool(move |conn| Ok(batch::read(conn, cursor.position, batch_size)?)).await?;
+        let batch = self
+            .with_spool(move |conn| Ok(batch::read(conn, cursor.position, batch_size)?))
+            .await?;
         Ok((cursor, batch))
     }
 
@@ -196,28 +200,37 @@ impl PostgresSink {
     }
 
     async fn load(&mut self, batch: &Batch) -> Result<Vec<Refusal>, SinkError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
+        if self.client.as_ref().is_none_or(Connections::is_closed) {
             self.client = Some(self.connect().await?);
         }
         let client = self.client.as_mut().ok_or(SinkError::Reader)?;
         load::load(client, &self.config.schema, batch).await
     }
 
-    async fn connect(&self) -> Result<Client, SinkError> {
+    async fn connect(&self) -> Result<Connections, SinkError> {
+        let schema = &self.config.schema;
+        let mut requests = self.open_connection().await?;
+        schema::migrate(&mut requests, schema).await?;
+        let events = self.open_connection().await?;
+        for client in [&requests, &events] {
+            load::create_staging(client, schema).await?;
+        }
+        tracing::info!(url = %self.config.url_masked(), schema = %schema,
+            "PostgreSQL sink connected; tables up to date");
+        Ok(Connections { requests, events })
+    }
+
+    async fn open_connection(&self) -> Result<Client, SinkError> {
         let mut pg: tokio_postgres::Config = self.config.url.expose_secret().parse()?;
         pg.connect_timeout(Duration::from_secs(5))
             .keepalives_idle(Duration::from_secs(30))
             .application_name("hookhouse");
-        let (mut client, connection) = pg.connect(NoTls).await?;
+        let (client, connection) = pg.connect(NoTls).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "PostgreSQL connection closed");
             }
         });
-        schema::migrate(&mut client, &self.config.schema).await?;
-        load::create_staging(&client, &self.config.schema).await?;
-        tracing::info!(url = %self.config.url_masked(), schema = %self.config.schema,
-            "PostgreSQL sink connected; tables up to date");
         Ok(client)
     }
 

@@ -107,13 +107,14 @@ const MIGRATIONS: &[&str] = &[
         loaded_at    timestamptz NOT NULL DEFAULT now()
     );
     CREATE INDEX failed_events_raw_seq ON {schema}.failed_events (raw_seq);
-    -- How far this schema has loaded the spool, moved in the same transaction as the rows. A
-    -- batch entirely after it was never loaded, so it is copied straight into the tables.
+    -- How far this schema has loaded the spool, per part (`requests`: raw_requests,
+    -- journey_calls and failed_events; `events`), moved in the same transaction as the part's
+    -- rows. A batch entirely after its mark was never loaded: it is copied straight in.
     CREATE TABLE {schema}.load_progress (
-        only_row     boolean     PRIMARY KEY DEFAULT true CHECK (only_row),
+        part         text        PRIMARY KEY,
         seq          bigint      NOT NULL
     );
-    INSERT INTO {schema}.load_progress (seq) VALUES (0);
+    INSERT INTO {schema}.load_progress (part, seq) VALUES ('requests', 0), ('events', 0);
     "#,
 ];
 
