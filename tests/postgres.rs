@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use common::{TestApp, email_open, spawn_app_in, spawn_app_with};
 use hookhouse::config::{Config, PostgresConfig};
 use hookhouse::sinks::columns::{EVENTS, Kind};
+use hookhouse::spool::Selection;
 use rusqlite::types::ValueRef;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -418,6 +419,36 @@ async fn a_value_postgres_refuses_is_kept_as_a_failure_and_the_rest_loads() {
     assert!(reason.contains("events"), "{reason}");
     assert!(String::from_utf8_lossy(&body).contains("refused"), "the refused row is kept");
     assert_eq!(pg.count("failed_events WHERE sink = 'postgres' AND stage = 'load'").await, 1);
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_replay_reaches_postgres_too() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "replay").await;
+    let app = spawn_app_with(|config| pg.configure(config, &url)).await;
+    for i in 0..30 {
+        assert_eq!(app.post_webhook(&email_open(&format!("replay-{i}"))).await.status(), 200);
+    }
+    wait_caught_up(&app).await;
+    // Rows an older hookhouse got wrong: a replay must correct them in PostgreSQL as well.
+    pg.client
+        .batch_execute(&format!("UPDATE {}.events SET city = 'stale'", pg.schema))
+        .await
+        .unwrap();
+    let db = app.db_path();
+    let report = tokio::task::spawn_blocking(move || {
+        hookhouse::spool::replay(&db, &Selection::All, |_, _| {})
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.requests, 30);
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("events WHERE city = 'stale'").await, 0);
+    assert_eq!(pg.count("events WHERE city = 'Paris'").await, 30);
+    assert_eq!(pg.count("raw_requests").await, 30);
     app.stop().await.unwrap();
     pg.drop_schema().await;
 }
