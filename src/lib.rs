@@ -12,6 +12,7 @@
 //! - [`iterable`]: Iterable's envelope, timestamps and ids.
 //! - [`pipeline`]: a stored request in, canonical events and failures out.
 //! - [`spool`]: the durable SQLite store and its group-commit writer.
+//! - [`metrics`]: the counters behind `GET /metrics` and their names.
 //! - [`tls`]: certificates for HTTPS, reloaded on SIGHUP.
 //! - [`sinks`]: where events are loaded; the embedded SQLite sink writes inside the spool's
 //!   transaction.
@@ -20,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod iterable;
+pub mod metrics;
 pub mod pipeline;
 pub mod receiver;
 pub mod simulate;
