@@ -13,10 +13,6 @@ use tokio::net::TcpStream;
 
 const TOKEN: &str = "metrics-test-token-93";
 
-fn source(name: &str, auth: SourceAuth) -> SourceConfig {
-    SourceConfig { name: name.into(), auth, allow: Vec::new(), max_requests_per_second: None }
-}
-
 /// The value of the sample written exactly as `series`, or 0 when it is absent.
 fn sample(metrics: &str, series: &str) -> u64 {
     metrics
@@ -31,15 +27,18 @@ async fn each_refusal_is_counted_by_source_and_reason() {
         config.server.max_body_bytes = 4096;
         config.server.body_read_timeout = Duration::from_secs(1);
         config.sources = vec![
-            source("open", SourceAuth::None),
-            source("prod", SourceAuth::Token(vec![SecretString::from(TOKEN.to_owned())])),
+            SourceConfig::new("open", SourceAuth::None),
+            SourceConfig::new(
+                "prod",
+                SourceAuth::Token(vec![SecretString::from(TOKEN.to_owned())]),
+            ),
             SourceConfig {
                 allow: vec!["10.0.0.0/8".parse().unwrap()],
-                ..source("fenced", SourceAuth::None)
+                ..SourceConfig::new("fenced", SourceAuth::None)
             },
             SourceConfig {
                 max_requests_per_second: Some(2),
-                ..source("limited", SourceAuth::None)
+                ..SourceConfig::new("limited", SourceAuth::None)
             },
         ];
     })

@@ -11,9 +11,11 @@ use serde_json::json;
 use super::auth::{Proof, authenticate};
 use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
+use crate::config::SourceConfig;
 use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
 use crate::metrics::{self, UNKNOWN_SOURCE};
-use crate::pipeline;
+use crate::pipeline::{self, Outcome, PseudonymKey};
+use crate::spool::{RawRequest, StoredAs};
 
 /// `POST /iterable/{source}`: Iterable's system webhooks.
 #[tracing::instrument(level = "debug", skip_all, fields(source = %source))]
@@ -123,9 +125,11 @@ async fn try_store(
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;
     }
-    let outcome = pipeline::normalise(accepted.raw());
+    let key = source.pseudonymise.as_ref();
+    let outcome = pipeline::normalise_with(accepted.raw(), key);
     let (events, failed) = (outcome.events.len(), outcome.failures.len());
-    let receipt = state.spool.append(accepted, outcome).await?;
+    let stored_as = stored_as(source, key, accepted.raw(), &outcome);
+    let receipt = state.spool.append(accepted, outcome, stored_as).await?;
     state.metrics.accepted(&source.name, events, failed);
     // Formatted directly: this answer is on every request's path, and a JSON tree for four
     // fixed keys is allocation for nothing.
@@ -134,6 +138,26 @@ async fn try_store(
         receipt.seq
     );
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// How the raw row is kept. The body goes only when the source says so and every part of it
+/// became a row, so a failed request keeps its body for replay. Its digest stays, keyed when
+/// the source pseudonymises: a plain SHA-256 of a body whose other fields are all stored would
+/// let anyone confirm a guessed address.
+fn stored_as(
+    source: &SourceConfig,
+    key: Option<&PseudonymKey>,
+    raw: &RawRequest,
+    outcome: &Outcome,
+) -> StoredAs {
+    let drop_body = source.drop_raw_bodies && outcome.failures.is_empty();
+    StoredAs {
+        pseudonymised: key.is_some(),
+        dropped_body_digest: drop_body.then(|| match key {
+            Some(key) => key.digest(&raw.body),
+            None => raw.body_sha256.clone(),
+        }),
+    }
 }
 
 /// `GET /healthz`: the process is alive and serving HTTP.
