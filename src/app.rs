@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::plain_http;
 use crate::receiver::connection_limit::LimitedListener;
 use crate::receiver::{self, AppState};
 use crate::spool::{Spool, WriterHandle};
@@ -74,17 +74,16 @@ impl App {
     ) -> anyhow::Result<()> {
         let App { listener, state, writer, tls } = self;
         let grace = state.config.server.shutdown_timeout;
-        let config_header_timeout = state.config.server.header_read_timeout;
+        let header_timeout = state.config.server.header_read_timeout;
         let max_connections = state.config.server.max_connections.get();
         let router = receiver::router(state);
         let drained = match tls {
             None => {
                 let listener = LimitedListener::new(listener, max_connections);
-                serve_plain(listener, router, shutdown, grace).await?
+                serve_plain(listener, router, shutdown, grace, header_timeout).await
             }
             Some((files, config)) => {
                 files.reload_on_sighup(config.clone()).context("failed to listen for SIGHUP")?;
-                let header_timeout = config_header_timeout;
                 serve_tls(listener, router, config, shutdown, grace, header_timeout).await?;
                 true
             }
@@ -111,27 +110,21 @@ impl App {
 /// How long shutdown waits for the writer once the server has stopped.
 const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Plain HTTP. Returns whether every connection closed within `grace` after the signal.
-///
-/// Served by `axum::serve`, which has no header-read timeout (HTTPS has one): moving plain
-/// HTTP to axum-server as well cost about 0.02 of the ceiling on the ingest benchmark, and
-/// Iterable only calls HTTPS, so plain HTTP normally sits behind a proxy that has its own.
+/// Plain HTTP, with a header-read timeout (see `plain_http`). Returns whether every
+/// connection closed within `grace` after the signal.
 async fn serve_plain(
     listener: LimitedListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> anyhow::Result<bool> {
+    header_timeout: Duration,
+) -> bool {
     let (began, shutdown_began) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         let _ = began.send(());
     };
-    // `tap_io` (doing nothing) is what lets axum hand the peer address to `ConnectInfo` for a
-    // listener of our own.
-    let listener = listener.tap_io(|_| {});
-    let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal);
+    let serve = plain_http::serve(listener, router, signal, header_timeout);
     let deadline = async move {
         match shutdown_began.await {
             Ok(()) => tokio::time::sleep(grace).await,
@@ -139,8 +132,8 @@ async fn serve_plain(
         }
     };
     tokio::select! {
-        served = serve => served.context("the HTTP server failed").map(|()| true),
-        () = deadline => Ok(false),
+        () = serve => true,
+        () = deadline => false,
     }
 }
 
