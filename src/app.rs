@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
-use crate::plain_http;
+use crate::http_server::{self, Transport};
 use crate::receiver::connection_limit::LimitedListener;
 use crate::receiver::{self, AppState};
 use crate::spool::{Spool, WriterHandle};
@@ -73,21 +73,18 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let App { listener, state, writer, tls } = self;
-        let grace = state.config.server.shutdown_timeout;
-        let header_timeout = state.config.server.header_read_timeout;
-        let max_connections = state.config.server.max_connections.get();
-        let router = receiver::router(state);
-        let drained = match tls {
-            None => {
-                let listener = LimitedListener::new(listener, max_connections);
-                serve_plain(listener, router, shutdown, grace, header_timeout).await
-            }
+        let server = &state.config.server;
+        let (grace, header_timeout) = (server.shutdown_timeout, server.header_read_timeout);
+        let listener = LimitedListener::new(listener, server.max_connections.get());
+        let transport = match tls {
+            None => Transport::Plain,
             Some((files, config)) => {
                 files.reload_on_sighup(config.clone()).context("failed to listen for SIGHUP")?;
-                serve_tls(listener, router, config, shutdown, grace, header_timeout).await?;
-                true
+                Transport::Tls(config)
             }
         };
+        let router = receiver::router(state);
+        let drained = serve(listener, router, transport, shutdown, grace, header_timeout).await;
         if !drained {
             tracing::warn!(
                 timeout_secs = grace.as_secs(),
@@ -110,11 +107,12 @@ impl App {
 /// How long shutdown waits for the writer once the server has stopped.
 const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Plain HTTP, with a header-read timeout (see `plain_http`). Returns whether every
-/// connection closed within `grace` after the signal.
-async fn serve_plain(
+/// Serves plain HTTP or HTTPS (see `http_server`). Returns whether every connection closed
+/// within `grace` after the signal; if not, the caller stops waiting for them.
+async fn serve(
     listener: LimitedListener,
     router: Router,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
     header_timeout: Duration,
@@ -124,7 +122,7 @@ async fn serve_plain(
         shutdown.await;
         let _ = began.send(());
     };
-    let serve = plain_http::serve(listener, router, signal, header_timeout);
+    let served = http_server::serve(listener, router, transport, signal, header_timeout);
     let deadline = async move {
         match shutdown_began.await {
             Ok(()) => tokio::time::sleep(grace).await,
@@ -132,36 +130,9 @@ async fn serve_plain(
         }
     };
     tokio::select! {
-        () = serve => true,
+        () = served => true,
         () = deadline => false,
     }
-}
-
-/// HTTPS (HTTP/1.1 and HTTP/2 by ALPN); axum-server closes what is still open after `grace`.
-async fn serve_tls(
-    listener: TcpListener,
-    router: Router,
-    config: RustlsConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-    header_timeout: Duration,
-) -> anyhow::Result<()> {
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(grace));
-    });
-    let listener = listener.into_std().context("failed to hand the socket to the TLS server")?;
-    let mut server =
-        axum_server::from_tcp_rustls(listener, config).context("failed to start the TLS server")?;
-    // A client gets `header_timeout` to send its request headers; a slow one is disconnected.
-    server.http_builder().http1().header_read_timeout(Some(header_timeout));
-    server
-        .handle(handle)
-        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .context("the HTTPS server failed")
 }
 
 /// Installs the SIGTERM and ctrl-c (SIGINT) handlers now, so a signal that arrives before

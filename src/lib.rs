@@ -7,8 +7,8 @@
 //!
 //! - [`cli`]: subcommands and what they print.
 //! - [`config`]: defaults, TOML file, `HOOKHOUSE_*` variables and flags, validated in one pass.
-//! - [`app`]: start-up wiring and graceful shutdown; `plain_http`: the plain HTTP accept loop
-//!   with its header-read timeout.
+//! - [`app`]: start-up wiring and graceful shutdown; `http_server`: the accept loop (plain or
+//!   TLS) with its connection limit and header-read timeout.
 //! - [`receiver`]: HTTP routes, authentication, limits, errors to statuses.
 //! - [`iterable`]: Iterable's envelope, timestamps and ids.
 //! - [`pipeline`]: a stored request in, canonical events and failures out.
@@ -21,10 +21,10 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+mod http_server;
 pub mod iterable;
 pub mod metrics;
 pub mod pipeline;
-mod plain_http;
 pub mod receiver;
 pub mod simulate;
 pub mod sinks;

@@ -1,4 +1,4 @@
-//! A cap on concurrent connections for plain HTTP: a connection is accepted only while fewer
+//! A cap on concurrent connections, plain HTTP and HTTPS alike: a connection is accepted only while fewer
 //! than `server.max_connections` are open; beyond that new ones wait in the kernel's backlog
 //! instead of each costing memory and a task. The permit lives as long as the connection.
 
