@@ -49,7 +49,7 @@ pub struct RawServer {
     pub header_read_timeout_secs: u64,
     /// Time a client has to send its body once the headers are in (then 408).
     pub body_read_timeout_secs: u64,
-    /// Connections served at once (plain HTTP); more wait in the kernel's backlog.
+    /// Connections served at once (HTTP and HTTPS); more wait in the kernel's backlog.
     pub max_connections: u64,
 }
 
