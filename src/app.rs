@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
+use crate::http_server::{self, Transport};
 use crate::receiver::connection_limit::LimitedListener;
 use crate::receiver::{self, AppState};
 use crate::sinks::postgres::PostgresSink;
@@ -90,22 +90,18 @@ impl App {
             }
             None => None,
         };
-        let grace = state.config.server.shutdown_timeout;
-        let config_header_timeout = state.config.server.header_read_timeout;
-        let max_connections = state.config.server.max_connections.get();
-        let router = receiver::router(state);
-        let drained = match tls {
-            None => {
-                let listener = LimitedListener::new(listener, max_connections);
-                serve_plain(listener, router, shutdown, grace).await?
-            }
+        let server = &state.config.server;
+        let (grace, header_timeout) = (server.shutdown_timeout, server.header_read_timeout);
+        let listener = LimitedListener::new(listener, server.max_connections.get());
+        let transport = match tls {
+            None => Transport::Plain,
             Some((files, config)) => {
                 files.reload_on_sighup(config.clone()).context("failed to listen for SIGHUP")?;
-                let header_timeout = config_header_timeout;
-                serve_tls(listener, router, config, shutdown, grace, header_timeout).await?;
-                true
+                Transport::Tls(config)
             }
         };
+        let router = receiver::router(state);
+        let drained = serve(listener, router, transport, shutdown, grace, header_timeout).await;
         // The sinks stop after their current batch; whatever they had not loaded stays in the
         // spool behind their cursors.
         let _ = stop_sinks.send(true);
@@ -141,27 +137,22 @@ const SINK_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the writer once the server has stopped.
 const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Plain HTTP. Returns whether every connection closed within `grace` after the signal.
-///
-/// Served by `axum::serve`, which has no header-read timeout (HTTPS has one): moving plain
-/// HTTP to axum-server as well cost about 0.02 of the ceiling on the ingest benchmark, and
-/// Iterable only calls HTTPS, so plain HTTP normally sits behind a proxy that has its own.
-async fn serve_plain(
+/// Serves plain HTTP or HTTPS (see `http_server`). Returns whether every connection closed
+/// within `grace` after the signal; if not, the caller stops waiting for them.
+async fn serve(
     listener: LimitedListener,
     router: Router,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> anyhow::Result<bool> {
+    header_timeout: Duration,
+) -> bool {
     let (began, shutdown_began) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         let _ = began.send(());
     };
-    // `tap_io` (doing nothing) is what lets axum hand the peer address to `ConnectInfo` for a
-    // listener of our own.
-    let listener = listener.tap_io(|_| {});
-    let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal);
+    let served = http_server::serve(listener, router, transport, signal, header_timeout);
     let deadline = async move {
         match shutdown_began.await {
             Ok(()) => tokio::time::sleep(grace).await,
@@ -169,36 +160,9 @@ async fn serve_plain(
         }
     };
     tokio::select! {
-        served = serve => served.context("the HTTP server failed").map(|()| true),
-        () = deadline => Ok(false),
+        () = served => true,
+        () = deadline => false,
     }
-}
-
-/// HTTPS (HTTP/1.1 and HTTP/2 by ALPN); axum-server closes what is still open after `grace`.
-async fn serve_tls(
-    listener: TcpListener,
-    router: Router,
-    config: RustlsConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-    header_timeout: Duration,
-) -> anyhow::Result<()> {
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(grace));
-    });
-    let listener = listener.into_std().context("failed to hand the socket to the TLS server")?;
-    let mut server =
-        axum_server::from_tcp_rustls(listener, config).context("failed to start the TLS server")?;
-    // A client gets `header_timeout` to send its request headers; a slow one is disconnected.
-    server.http_builder().http1().header_read_timeout(Some(header_timeout));
-    server
-        .handle(handle)
-        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .context("the HTTPS server failed")
 }
 
 /// Installs the SIGTERM and ctrl-c (SIGINT) handlers now, so a signal that arrives before

@@ -7,11 +7,13 @@
 //!
 //! - [`cli`]: subcommands and what they print.
 //! - [`config`]: defaults, TOML file, `HOOKHOUSE_*` variables and flags, validated in one pass.
-//! - [`app`]: start-up wiring and graceful shutdown.
+//! - [`app`]: start-up wiring and graceful shutdown; `http_server`: the accept loop (plain or
+//!   TLS) with its connection limit and header-read timeout.
 //! - [`receiver`]: HTTP routes, authentication, limits, errors to statuses.
 //! - [`iterable`]: Iterable's envelope, timestamps and ids.
 //! - [`pipeline`]: a stored request in, canonical events and failures out.
 //! - [`spool`]: the durable SQLite store and its group-commit writer.
+//! - [`metrics`]: the counters behind `GET /metrics` and their names.
 //! - [`tls`]: certificates for HTTPS, reloaded on SIGHUP.
 //! - [`sinks`]: where events are loaded; the embedded SQLite sink writes inside the spool's
 //!   transaction.
@@ -19,7 +21,9 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+mod http_server;
 pub mod iterable;
+pub mod metrics;
 pub mod pipeline;
 pub mod receiver;
 pub mod simulate;

@@ -17,12 +17,7 @@ fn secrets(list: &[&str]) -> Vec<SecretString> {
 
 async fn app_with_source(auth: SourceAuth) -> TestApp {
     spawn_app_with(move |config| {
-        config.sources = vec![SourceConfig {
-            name: "prod".into(),
-            auth,
-            allow: Vec::new(),
-            max_requests_per_second: None,
-        }];
+        config.sources = vec![SourceConfig::new("prod", auth)];
     })
     .await
 }
@@ -107,12 +102,8 @@ fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
 async fn app_with_allow_list(allow: &[&str], trusted: &[&str]) -> TestApp {
     let (allow, trusted) = (nets(allow), nets(trusted));
     spawn_app_with(move |config| {
-        config.sources = vec![SourceConfig {
-            name: "prod".into(),
-            auth: SourceAuth::None,
-            allow,
-            max_requests_per_second: None,
-        }];
+        config.sources =
+            vec![SourceConfig { allow, ..SourceConfig::new("prod", SourceAuth::None) }];
         config.server.trusted_proxies = trusted;
     })
     .await
@@ -153,10 +144,8 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_ipv4_and_ipv6() {
 async fn a_source_over_its_rate_limit_gets_429_with_retry_after() {
     let app = spawn_app_with(|config| {
         config.sources = vec![SourceConfig {
-            name: "prod".into(),
-            auth: SourceAuth::None,
-            allow: Vec::new(),
             max_requests_per_second: Some(5),
+            ..SourceConfig::new("prod", SourceAuth::None)
         }];
     })
     .await;

@@ -244,24 +244,31 @@ fn check_config_masks_secrets_and_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let good = write_config(
         dir.path(),
-        "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"s3cr3t-value\"]\n",
+        "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"s3cr3t-value\"]\n\
+         drop_raw_bodies = true\n[sources.pseudonymise]\nkey = \"pseudonym-k3y-0123456789\"\n",
     );
     let mut command = hookhouse(dir.path());
     command.args(["check-config", "--config"]).arg(&good);
     let run = run_to_exit(command);
     assert_eq!(run.status.code(), Some(0), "{run:?}");
     assert!(run.stdout.contains("\"***\"") && run.stdout.contains("\"token\""), "{run:?}");
-    assert!(!run.stdout.contains("s3cr3t-value") && !run.stderr.contains("s3cr3t-value"));
+    assert!(run.stdout.contains("\"drop_raw_bodies\": true"), "{run:?}");
+    let effective: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(effective["sources"][0]["pseudonymise"]["key"], "***", "{run:?}");
+    for secret in ["s3cr3t-value", "pseudonym-k3y"] {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{secret}");
+    }
 
     let bad = write_config(
         dir.path(),
-        "[server]\nlisten = \"x\"\n[[sources]]\nname = \"P\"\nauth = \"token\"\n",
+        "[server]\nlisten = \"x\"\n[[sources]]\nname = \"P\"\nauth = \"token\"\n\
+         [sources.pseudonymise]\nkey = \"short\"\n",
     );
     let mut command = hookhouse(dir.path());
     command.args(["check-config", "--config"]).arg(&bad);
     let run = run_to_exit(command);
     assert_eq!(run.status.code(), Some(1));
-    for needle in ["server.listen", "no `secrets`", "source name `P`"] {
+    for needle in ["server.listen", "no `secrets`", "source name `P`", "pseudonymise.key"] {
         assert!(run.stderr.contains(needle), "missing {needle}: {run:?}");
     }
 }

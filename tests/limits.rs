@@ -1,4 +1,6 @@
-//! Slow clients: a body that does not arrive in time gets 408 and is not stored.
+//! Slow clients and many of them: a body that does not arrive in time gets 408 and is not
+//! stored; headers that do not arrive in time close the connection; connections beyond
+//! `server.max_connections` wait.
 
 mod common;
 
@@ -58,5 +60,22 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         .unwrap();
     assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
     drop(second);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn plain_http_disconnects_a_client_slow_to_send_its_headers() {
+    let app = spawn_app_with(|c| c.server.header_read_timeout = Duration::from_secs(1)).await;
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"POST /iterable/def").await.unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    let waited = started.elapsed();
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(waited >= Duration::from_millis(900), "cut before the timeout: {waited:?}");
+    assert!(waited < Duration::from_secs(5), "not cut within the timeout: {waited:?}");
+    // A client that sends its request in time is served meanwhile and after.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
     app.stop().await.unwrap();
 }

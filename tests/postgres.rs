@@ -1,7 +1,7 @@
 //! The PostgreSQL sink against a real PostgreSQL: typed rows for every fixture, exactly once
 //! through redelivery, a reload after a crash, an outage, and values PostgreSQL refuses.
 //!
-//! Needs `HOOKHOUSE_TEST_POSTGRES_URL` (`.ci/run` sets it); each test works in a schema of its
+//! Needs `TEST_POSTGRES_URL` (`.ci/run` sets it); each test works in a schema of its
 //! own, dropped at its end.
 
 mod common;
@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio_postgres::{Client, NoTls};
 
-const URL_VARIABLE: &str = "HOOKHOUSE_TEST_POSTGRES_URL";
+const URL_VARIABLE: &str = "TEST_POSTGRES_URL";
 /// How long the sink may take to load what a test sent, on a busy CI machine.
 const LOAD_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -439,7 +439,7 @@ async fn a_replay_reaches_postgres_too() {
         .unwrap();
     let db = app.db_path();
     let report = tokio::task::spawn_blocking(move || {
-        hookhouse::spool::replay(&db, &Selection::All, |_, _| {})
+        hookhouse::spool::replay(&db, &Selection::All, &Default::default(), |_, _| {})
     })
     .await
     .unwrap()

@@ -1,8 +1,11 @@
-//! HTTPS with a certificate made in the test: HTTP/1.1 and HTTP/2 (ALPN), and a request over
-//! TLS is stored like any other.
+//! HTTPS with a certificate made in the test: HTTP/1.1 and HTTP/2 (ALPN), a request over TLS
+//! is stored like any other, `server.max_connections` holds, and SIGHUP swaps the certificate
+//! for new connections while open ones go on.
 
 mod common;
 mod process;
+
+use std::time::Duration;
 
 use common::{email_open, spawn_app_with};
 use hookhouse::tls::TlsFiles;
@@ -85,6 +88,85 @@ async fn sighup_reloads_the_certificate_without_a_restart() {
     server.wait_for_output("TLS certificate reloaded").await;
     assert_eq!(client(&second, true).get(&health).send().await.unwrap().status(), 200);
     assert!(client(&first, true).get(&health).send().await.is_err(), "old certificate served");
+
+    server.terminate().await;
+    let status = server.wait_exit(process::PROCESS_DEADLINE).await;
+    assert!(status.success(), "{status}\n{}", server.output());
+}
+
+#[tokio::test]
+async fn https_connections_beyond_the_limit_wait_until_one_closes() {
+    let certs = tempfile::tempdir().unwrap();
+    let (files, pem) = write_certificate(certs.path());
+    let app = spawn_app_with(move |config| {
+        config.server.tls = Some(files);
+        config.server.max_connections = std::num::NonZeroUsize::MIN;
+    })
+    .await;
+    let health = format!("https://localhost:{}/healthz", app.addr.port());
+    // A connection that has not even begun its handshake already holds the only place.
+    let holder = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = tokio::spawn({
+        let client = client(&pem, false);
+        async move { client.get(&health).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "served beyond the limit");
+    drop(holder);
+    let status = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once the first connection closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sighup_keeps_an_open_http2_connection_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, first) = write_certificate(dir.path());
+    let config = dir.path().join("hookhouse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server.tls]\ncert = '{}'\nkey = '{}'\n",
+            files.cert.display(),
+            files.key.display()
+        ),
+    )
+    .unwrap();
+    let mut command = process::serve(&dir.path().join("data"));
+    command.arg("--config").arg(&config);
+    let mut server = process::Server::start(command).await;
+    let port = server.addr().rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}/iterable/default");
+    let post = |client: &reqwest::Client, message: &str| {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(email_open(message))
+            .send()
+    };
+
+    // One client trusting only the first certificate, holding one HTTP/2 connection.
+    let open = client(&first, false);
+    let before = post(&open, "h2-before").await.unwrap();
+    assert_eq!((before.status().as_u16(), before.version()), (200, reqwest::Version::HTTP_2));
+
+    let (_, second) = write_certificate(dir.path());
+    server.signal("HUP");
+    server.wait_for_output("TLS certificate reloaded").await;
+    // New connections get the new certificate...
+    assert!(post(&client(&first, false), "h2-new").await.is_err(), "old certificate served");
+    assert_eq!(post(&client(&second, false), "h2-second").await.unwrap().status(), 200);
+    // ...while the open connection goes on: a new one would present the second certificate,
+    // which this client does not trust, so success means the old connection served it.
+    for n in 0..3 {
+        let after = post(&open, &format!("h2-after-{n}")).await.unwrap();
+        assert_eq!((after.status().as_u16(), after.version()), (200, reqwest::Version::HTTP_2));
+    }
 
     server.terminate().await;
     let status = server.wait_exit(process::PROCESS_DEADLINE).await;

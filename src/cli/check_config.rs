@@ -36,6 +36,8 @@ fn effective(config: &Config) -> Value {
                 "header": header,
                 "allow_ips": source.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "max_requests_per_second": source.max_requests_per_second,
+                "pseudonymise": source.pseudonymise.as_ref().map(|_| json!({ "key": "***" })),
+                "drop_raw_bodies": source.drop_raw_bodies,
             })
         })
         .collect();

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::config::{Config, Overrides};
 use crate::iterable::parse_timestamp;
 use crate::spool::{Selection, replay as replay_store};
 
@@ -23,16 +24,26 @@ pub struct ReplayArgs {
     /// Only requests that have rows in `failed_events`.
     #[arg(long)]
     pub failed: bool,
+    /// The configuration `serve` runs with: its sources' `pseudonymise` keys are needed to
+    /// replay their requests.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let selection = selection(args)?;
     let db = args.data_dir.join("hookhouse.db");
+    let config = Config::load(args.config.as_deref(), &Overrides::default())?;
+    let keys = config
+        .sources
+        .into_iter()
+        .filter_map(|source| Some((source.name, source.pseudonymise?)))
+        .collect();
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} requests  {per_sec}  eta {eta}")
             .context("progress bar template")?,
     );
-    let report = replay_store(&db, &selection, |done, total| {
+    let report = replay_store(&db, &selection, &keys, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;

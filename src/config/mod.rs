@@ -14,9 +14,10 @@ mod source;
 
 use ipnet::IpNet;
 pub use sinks::{PostgresConfig, RawPostgres, RawSinks, SinksConfig};
-pub use source::{RawSource, SourceAuth};
-use source::{resolve_allow, resolve_auth};
+pub use source::{RawPseudonymise, RawSource, SourceAuth};
+use source::{resolve_allow, resolve_auth, resolve_pseudonymise};
 
+use crate::pipeline::PseudonymKey;
 use crate::tls::TlsFiles;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -52,7 +53,7 @@ pub struct RawServer {
     pub header_read_timeout_secs: u64,
     /// Time a client has to send its body once the headers are in (then 408).
     pub body_read_timeout_secs: u64,
-    /// Connections served at once (plain HTTP); more wait in the kernel's backlog.
+    /// Connections served at once (HTTP and HTTPS); more wait in the kernel's backlog.
     pub max_connections: u64,
 }
 
@@ -152,6 +153,24 @@ pub struct SourceConfig {
     /// Ranges allowed to send; empty allows any address.
     pub allow: Vec<IpNet>,
     pub max_requests_per_second: Option<u32>,
+    /// The key personal fields are hashed with; `None` stores them as they arrive.
+    pub pseudonymise: Option<PseudonymKey>,
+    /// Keep no raw body for a request whose every part was normalised.
+    pub drop_raw_bodies: bool,
+}
+
+impl SourceConfig {
+    /// A source with this authentication and every other option off.
+    pub fn new(name: impl Into<String>, auth: SourceAuth) -> Self {
+        SourceConfig {
+            name: name.into(),
+            auth,
+            allow: Vec::new(),
+            max_requests_per_second: None,
+            pseudonymise: None,
+            drop_raw_bodies: false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,15 +232,12 @@ impl Config {
                 auth: resolve_auth(s, &mut problems),
                 allow: resolve_allow(s, &mut problems),
                 max_requests_per_second: s.max_requests_per_second.filter(|&n| n > 0),
+                pseudonymise: resolve_pseudonymise(s, &mut problems),
+                drop_raw_bodies: s.drop_raw_bodies,
             })
             .collect();
         if sources.is_empty() {
-            sources.push(SourceConfig {
-                name: DEFAULT_SOURCE.to_owned(),
-                auth: SourceAuth::None,
-                allow: Vec::new(),
-                max_requests_per_second: None,
-            });
+            sources.push(SourceConfig::new(DEFAULT_SOURCE, SourceAuth::None));
         }
         let mut seen = HashSet::new();
         for source in &sources {

@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::pipeline::PseudonymKey;
 
 /// A source as written in the configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +36,20 @@ pub struct RawSource {
     /// Requests per second accepted from this source (also the burst); none means no limit.
     #[serde(default)]
     pub max_requests_per_second: Option<u32>,
+    /// Keyed hashing of personal fields (`[sources.pseudonymise]`).
+    #[serde(default)]
+    pub pseudonymise: Option<RawPseudonymise>,
+    /// Keep no raw body for a request whose every part became an event or journey call.
+    #[serde(default)]
+    pub drop_raw_bodies: bool,
+}
+
+/// `[sources.pseudonymise]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPseudonymise {
+    /// The HMAC key, inline, `env:NAME` or `file:PATH` like the secrets.
+    pub key: String,
 }
 
 fn default_auth() -> String {
@@ -122,6 +138,28 @@ pub(super) fn resolve_auth(raw: &RawSource, problems: &mut Vec<String>) -> Sourc
         }
     }
 }
+
+/// Validates a source's pseudonymisation key, adding every problem to `problems`.
+pub(super) fn resolve_pseudonymise(
+    raw: &RawSource,
+    problems: &mut Vec<String>,
+) -> Option<PseudonymKey> {
+    let spec = &raw.pseudonymise.as_ref()?.key;
+    let key = resolve_secret(&raw.name, spec, problems)?;
+    // A short key can be found by trying every value: then every digest is as good as plain.
+    if key.expose_secret().len() < MIN_PSEUDONYM_KEY_LEN {
+        problems.push(format!(
+            "source `{}`: the `pseudonymise.key` must be at least {MIN_PSEUDONYM_KEY_LEN} \
+             characters (e.g. `openssl rand -hex 32`)",
+            raw.name
+        ));
+        return None;
+    }
+    Some(PseudonymKey::new(key))
+}
+
+/// The shortest pseudonymisation key accepted.
+const MIN_PSEUDONYM_KEY_LEN: usize = 16;
 
 /// An inline secret, `env:NAME` or `file:PATH` (trailing newline trimmed).
 fn resolve_secret(source: &str, spec: &str, problems: &mut Vec<String>) -> Option<SecretString> {

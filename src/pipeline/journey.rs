@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{ContentKind, Failure, Stage, body};
+use super::{ContentKind, Failure, PseudonymKey, Stage, body};
 use crate::spool::RawRequest;
 
 /// The path prefix and suffix around a journey call's source and name:
@@ -25,7 +25,11 @@ pub struct JourneyCall {
     pub data: String,
 }
 
-pub(super) fn read(request: &RawRequest, journey: &str) -> Result<JourneyCall, Failure> {
+pub(super) fn read(
+    request: &RawRequest,
+    journey: &str,
+    key: Option<&PseudonymKey>,
+) -> Result<JourneyCall, Failure> {
     let query: Map<String, Value> =
         request.query_pairs().map(|(key, value)| (key, Value::String(value))).collect();
     let body = if request.body.iter().all(u8::is_ascii_whitespace) {
@@ -38,6 +42,11 @@ pub(super) fn read(request: &RawRequest, journey: &str) -> Result<JourneyCall, F
             body: request.body.to_vec(),
         })?
     };
+    let mut data = serde_json::json!({ "query": query, "body": body });
+    if let Some(key) = key {
+        data = key.apply(&data);
+    }
+    let (query, body) = (&data["query"], &data["body"]);
     let find = |key: &str| {
         [body.get(key), body.get("dataFields").and_then(|d| d.get(key)), query.get(key)]
             .into_iter()
@@ -48,7 +57,7 @@ pub(super) fn read(request: &RawRequest, journey: &str) -> Result<JourneyCall, F
         journey: journey.to_owned(),
         email: find("email"),
         user_id: find("userId"),
-        data: serde_json::json!({ "query": query, "body": body }).to_string(),
+        data: data.to_string(),
     })
 }
 

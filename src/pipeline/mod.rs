@@ -6,11 +6,13 @@ mod body;
 mod event;
 mod event_id;
 mod journey;
+mod pseudonymise;
 
 pub use body::ContentKind;
 pub use event::CanonicalEvent;
 pub use event_id::EventId;
 pub use journey::{JourneyCall, journey_name};
+pub use pseudonymise::{PERSONAL_KEYS, PseudonymKey};
 
 use serde_json::Value;
 
@@ -67,8 +69,16 @@ impl Stage {
 
 /// Turns one stored request into its events and failures.
 pub fn normalise(request: &RawRequest) -> Outcome {
+    normalise_with(request, None)
+}
+
+/// [`normalise`], with the personal fields of every event and journey call pseudonymised under
+/// `key` (the source's, when it has one). Event ids are computed from the pseudonymised event:
+/// a resend still gets the same id under the same key, and the id, an unkeyed hash, cannot be
+/// used to test a guessed address. Failures keep the part that failed as it arrived.
+pub fn normalise_with(request: &RawRequest, key: Option<&PseudonymKey>) -> Outcome {
     if let Some(journey) = journey::journey_name(&request.path) {
-        return match journey::read(request, journey) {
+        return match journey::read(request, journey, key) {
             Ok(call) => Outcome { journey_calls: vec![call], ..Outcome::default() },
             Err(failure) => Outcome { failures: vec![failure], ..Outcome::default() },
         };
@@ -108,9 +118,11 @@ pub fn normalise(request: &RawRequest) -> Outcome {
         Ok(items) => {
             let many = items.len() > 1;
             for (index, item) in items.iter().enumerate() {
-                match Envelope::parse(item) {
+                let hidden = key.map(|key| key.apply(item));
+                let event = hidden.as_ref().unwrap_or(item);
+                match Envelope::parse(event) {
                     Ok(envelope) => {
-                        outcome.events.push(CanonicalEvent::new(&context, item, &envelope));
+                        outcome.events.push(CanonicalEvent::new(&context, event, &envelope));
                     }
                     Err(err) => outcome.failures.push(Failure {
                         stage: Stage::Envelope,

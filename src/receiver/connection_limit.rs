@@ -1,6 +1,7 @@
-//! A cap on concurrent connections for plain HTTP: a connection is accepted only while fewer
-//! than `server.max_connections` are open; beyond that new ones wait in the kernel's backlog
-//! instead of each costing memory and a task. The permit lives as long as the connection.
+//! A cap on concurrent connections, plain HTTP and HTTPS alike: a connection is accepted only
+//! while fewer than `server.max_connections` are open; beyond that new ones wait in the
+//! kernel's backlog instead of each costing memory and a task. The permit lives as long as the
+//! connection, TLS handshake included.
 
 use std::io;
 use std::net::SocketAddr;

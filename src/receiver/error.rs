@@ -54,6 +54,24 @@ impl ReceiveError {
         }
     }
 
+    /// The `reason` label of a refusal in `/metrics`: fixed words, never the request's own text.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReceiveError::UnknownSource(_) => "unknown_source",
+            ReceiveError::SnowplowDisabled => "snowplow_disabled",
+            ReceiveError::TooLarge { .. } => "too_large",
+            ReceiveError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ReceiveError::BadRequest(_) => "bad_request",
+            ReceiveError::BodyRead => "body_read",
+            ReceiveError::BodyTimeout => "body_timeout",
+            ReceiveError::NotFound => "not_found",
+            ReceiveError::RateLimited { .. } => "rate_limited",
+            ReceiveError::Forbidden => "forbidden",
+            ReceiveError::Unauthorized { .. } => "unauthorized",
+            ReceiveError::Spool(_) => "store_unavailable",
+        }
+    }
+
     /// Seconds a sender should wait before retrying, for the errors that are worth a retry.
     fn retry_after(&self) -> Option<u64> {
         match self {

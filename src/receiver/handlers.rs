@@ -11,8 +11,11 @@ use serde_json::json;
 use super::auth::{Proof, authenticate};
 use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
+use crate::config::SourceConfig;
 use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
-use crate::pipeline;
+use crate::metrics::{self, UNKNOWN_SOURCE};
+use crate::pipeline::{self, Outcome, PseudonymKey};
+use crate::spool::{RawRequest, StoredAs};
 
 /// `POST /iterable/{source}`: Iterable's system webhooks.
 #[tracing::instrument(level = "debug", skip_all, fields(source = %source))]
@@ -45,7 +48,9 @@ pub(super) async fn secret_url(
 ) -> Result<Response, ReceiveError> {
     let refused = || {
         tracing::info!(remote = %incoming.remote.ip(), "refused: unknown secret URL");
-        ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() }
+        let err =
+            ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() };
+        counted(&state, UNKNOWN_SOURCE, err)
     };
     let (source, id) = state.secret_urls.lookup(&secret).ok_or_else(refused)?;
     store(&state, &source, Proof::SecretUrl { id }, incoming).await
@@ -58,29 +63,52 @@ pub(super) async fn snowplow(
     State(state): State<Arc<AppState>>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    let source =
-        state.config.server.snowplow_source.clone().ok_or(ReceiveError::SnowplowDisabled)?;
+    let Some(source) = state.config.server.snowplow_source.clone() else {
+        return Err(counted(&state, UNKNOWN_SOURCE, ReceiveError::SnowplowDisabled));
+    };
     let schema = form_urlencoded::parse(incoming.uri.query().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "schema")
         .map(|(_, value)| value.into_owned());
-    match schema {
-        Some(schema) if schema.starts_with(SNOWPLOW_SCHEMA_PREFIX) => {}
-        Some(schema) => {
-            return Err(ReceiveError::BadRequest(format!(
-                "unsupported schema `{schema}`: this path takes `{SNOWPLOW_SCHEMA_PREFIX}<version>`"
-            )));
-        }
-        None => {
-            return Err(ReceiveError::BadRequest(format!(
-                "the `schema` query parameter is missing: use `{SNOWPLOW_SCHEMA_PREFIX}1-0-0`"
-            )));
-        }
+    let bad_schema = match schema {
+        Some(schema) if schema.starts_with(SNOWPLOW_SCHEMA_PREFIX) => None,
+        Some(schema) => Some(format!(
+            "unsupported schema `{schema}`: this path takes `{SNOWPLOW_SCHEMA_PREFIX}<version>`"
+        )),
+        None => Some(format!(
+            "the `schema` query parameter is missing: use `{SNOWPLOW_SCHEMA_PREFIX}1-0-0`"
+        )),
+    };
+    if let Some(reason) = bad_schema {
+        return Err(counted(&state, &source, ReceiveError::BadRequest(reason)));
     }
     store(&state, &source, Proof::Headers, incoming).await
 }
 
-/// The path every webhook takes: source, limits, authentication, pipeline, spool.
+/// The path every webhook takes, counted in `/metrics` whatever its outcome.
 async fn store(
+    state: &AppState,
+    source_name: &str,
+    proof: Proof,
+    incoming: Incoming,
+) -> Result<Response, ReceiveError> {
+    try_store(state, source_name, proof, incoming)
+        .await
+        .map_err(|err| counted(state, source_name, err))
+}
+
+/// Counts a refusal (or a 503) for `/metrics` and hands the error on. `source` may be any
+/// text: a name that is not a configured source is counted as `unknown`.
+fn counted(state: &AppState, source: &str, err: ReceiveError) -> ReceiveError {
+    if err.status().is_server_error() {
+        state.metrics.unstored(source);
+    } else {
+        state.metrics.refused(source, err.reason());
+    }
+    err
+}
+
+/// Source, limits, authentication, pipeline, spool.
+async fn try_store(
     state: &AppState,
     source_name: &str,
     proof: Proof,
@@ -97,9 +125,12 @@ async fn store(
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;
     }
-    let outcome = pipeline::normalise(accepted.raw());
+    let key = source.pseudonymise.as_ref();
+    let outcome = pipeline::normalise_with(accepted.raw(), key);
     let (events, failed) = (outcome.events.len(), outcome.failures.len());
-    let receipt = state.spool.append(accepted, outcome).await?;
+    let stored_as = stored_as(source, key, accepted.raw(), &outcome);
+    let receipt = state.spool.append(accepted, outcome, stored_as).await?;
+    state.metrics.accepted(&source.name, events, failed);
     // Formatted directly: this answer is on every request's path, and a JSON tree for four
     // fixed keys is allocation for nothing.
     let body = format!(
@@ -107,6 +138,26 @@ async fn store(
         receipt.seq
     );
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// How the raw row is kept. The body goes only when the source says so and every part of it
+/// became a row, so a failed request keeps its body for replay. Its digest stays, keyed when
+/// the source pseudonymises: a plain SHA-256 of a body whose other fields are all stored would
+/// let anyone confirm a guessed address.
+fn stored_as(
+    source: &SourceConfig,
+    key: Option<&PseudonymKey>,
+    raw: &RawRequest,
+    outcome: &Outcome,
+) -> StoredAs {
+    let drop_body = source.drop_raw_bodies && outcome.failures.is_empty();
+    StoredAs {
+        pseudonymised: key.is_some(),
+        dropped_body_digest: drop_body.then(|| match key {
+            Some(key) => key.digest(&raw.body),
+            None => raw.body_sha256.clone(),
+        }),
+    }
 }
 
 /// `GET /healthz`: the process is alive and serving HTTP.
@@ -134,6 +185,24 @@ pub(super) async fn head_not_stored() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-pub(super) async fn not_found() -> ReceiveError {
-    ReceiveError::NotFound
+/// `GET /metrics`: Prometheus counters. Open to anyone who can reach the port, like
+/// `/healthz`: it holds counts by configured source name, never a secret or a sender's text.
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match state.metrics.encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "failed to encode the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+pub(super) async fn not_found(State(state): State<Arc<AppState>>) -> ReceiveError {
+    counted(&state, UNKNOWN_SOURCE, ReceiveError::NotFound)
+}
+
+/// A known path with a method it does not take; axum adds the `Allow` header.
+pub(super) async fn method_not_allowed(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.metrics.refused(UNKNOWN_SOURCE, "method_not_allowed");
+    StatusCode::METHOD_NOT_ALLOWED
 }

@@ -21,6 +21,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::pipeline::SNOWPLOW_PATH;
 use crate::spool::Spool;
 use rate_limit::RateLimit;
@@ -34,6 +35,7 @@ pub struct AppState {
     /// One bucket per source with a limit, by source name.
     rate_limits: HashMap<String, RateLimit>,
     secret_urls: Arc<SecretUrls>,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -44,7 +46,8 @@ impl AppState {
             .filter_map(|s| Some((s.name.clone(), RateLimit::new(s.max_requests_per_second?))))
             .collect();
         let secret_urls = SecretUrls::start(config.store.db_path());
-        AppState { config, spool, rate_limits, secret_urls }
+        let metrics = Metrics::new(&config.sources);
+        AppState { config, spool, rate_limits, secret_urls, metrics }
     }
 }
 
@@ -68,6 +71,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)
 }

@@ -59,6 +59,8 @@ pub const RAW_REQUESTS: Table = Table {
         col("content_type", Text),
         col("body", Bytes),
         col("body_sha256", Text),
+        col("body_dropped", Bool),
+        col("pseudonymised", Bool),
     ],
     seq_column: "seq",
 };

@@ -26,7 +26,7 @@ mod schema;
 pub mod secret_urls;
 mod writer;
 
-pub use record::{RawRequest, format_time, sha256_hex};
+pub use record::{RawRequest, StoredAs, format_time, sha256_hex};
 pub use replay::{ReplayError, ReplayReport, Selection, replay};
 pub use schema::MigrationError;
 pub use writer::WriterHandle;
@@ -118,9 +118,10 @@ impl Spool {
         &self,
         request: AcceptedRequest,
         outcome: Outcome,
+        stored_as: StoredAs,
     ) -> Result<Receipt, SpoolError> {
         let (reply, receipt) = oneshot::channel();
-        let job = writer::Job { request: request.into_raw(), outcome, reply };
+        let job = writer::Job { request: request.into_raw(), outcome, stored_as, reply };
         // Count before sending so the writer's decrement can never run first.
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(job) {

@@ -22,6 +22,15 @@ pub struct RawRequest {
     pub body_sha256: String,
 }
 
+/// How a request's `raw_requests` row is kept, as its source's options decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredAs {
+    /// Its rows hold keyed digests of personal fields; replaying it needs the source's key.
+    pub pseudonymised: bool,
+    /// `Some(digest)`: the body is not kept, and `digest` replaces its `body_sha256`.
+    pub dropped_body_digest: Option<String>,
+}
+
 impl RawRequest {
     /// `received_at` as stored: RFC 3339 UTC with microseconds, fixed width so text order is
     /// time order.

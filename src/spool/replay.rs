@@ -6,6 +6,11 @@
 //! [`BATCH`] requests), so the live writer waits at most one batch for the lock. Idempotent:
 //! a request's own rows (events it was first to carry, its journey call, its failures) are
 //! replaced, so running it twice gives the same tables.
+//!
+//! A request stored without its body (`body_dropped`, a source's `drop_raw_bodies`) is never
+//! selected: there is nothing to re-read, and its rows stay as ingestion wrote them. A request
+//! of a pseudonymising source is replayed only with that source's key, so a replay never
+//! writes a personal value in plain.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,8 +19,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior, params};
 
+use std::collections::HashMap;
+
 use super::{RawRequest, format_time};
-use crate::pipeline::normalise;
+use crate::pipeline::{PseudonymKey, normalise_with};
 use crate::sinks::cursor;
 use crate::sinks::sqlite::{Inserts, OnConflict, RawRow};
 
@@ -36,10 +43,12 @@ pub enum Selection {
 impl Selection {
     fn condition(&self) -> &'static str {
         match self {
-            Selection::All => "1 = 1",
-            Selection::Since(_) => "received_at >= :since",
-            Selection::Seqs(..) => "seq BETWEEN :from AND :to",
-            Selection::Failed => "seq IN (SELECT raw_seq FROM failed_events WHERE sink IS NULL)",
+            Selection::All => "body_dropped = 0",
+            Selection::Since(_) => "body_dropped = 0 AND received_at >= :since",
+            Selection::Seqs(..) => "body_dropped = 0 AND seq BETWEEN :from AND :to",
+            Selection::Failed => {
+                "body_dropped = 0 AND seq IN (SELECT raw_seq FROM failed_events WHERE sink IS NULL)"
+            }
         }
     }
 }
@@ -64,12 +73,19 @@ pub enum ReplayError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored request {seq} has an unreadable `received_at` `{value}`")]
     BadTime { seq: i64, value: String },
+    #[error(
+        "stored request {seq} of source `{source_name}` was pseudonymised: pass the configuration \
+         that holds the source's `pseudonymise.key` with --config"
+    )]
+    MissingKey { seq: i64, source_name: String },
 }
 
-/// Replays the selected requests, calling `progress(done, total)` after each batch.
+/// Replays the selected requests, calling `progress(done, total)` after each batch. `keys` are
+/// the pseudonymisation keys by source name.
 pub fn replay(
     db_path: &Path,
     selection: &Selection,
+    keys: &HashMap<String, PseudonymKey>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplayReport, ReplayError> {
     if !db_path.is_file() {
@@ -103,7 +119,7 @@ pub fn replay(
     let mut last_seq = i64::MIN;
     let query = format!(
         "SELECT seq, received_at, source, method, path, query, headers, remote_addr, \
-         content_type, body, body_sha256 FROM raw_requests \
+         content_type, body, body_sha256, pseudonymised FROM raw_requests \
          WHERE seq > :last AND {condition} ORDER BY seq LIMIT {BATCH}"
     );
     loop {
@@ -112,24 +128,28 @@ pub fn replay(
             with_last.push((":last", &last_seq));
             read_batch(&conn, &query, &with_last)?
         };
-        let Some((seq, _)) = batch.last() else { break };
+        let Some((seq, _, _)) = batch.last() else { break };
         last_seq = *seq;
-        write_batch(&mut conn, &batch, &mut report)?;
+        write_batch(&mut conn, &batch, keys, &mut report)?;
         progress(report.requests, total);
     }
     Ok(report)
 }
 
+/// One stored request: its seq, whether it was pseudonymised, and the request.
+type Stored = (i64, bool, RawRequest);
+
 fn read_batch(
     conn: &Connection,
     query: &str,
     bound: &[(&str, &dyn ToSql)],
-) -> Result<Vec<(i64, RawRequest)>, ReplayError> {
+) -> Result<Vec<Stored>, ReplayError> {
     let mut statement = conn.prepare_cached(query)?;
     let rows = statement.query_map(bound, |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, String>(1)?,
+            row.get::<_, bool>(11)?,
             RawRequest {
                 received_at: DateTime::<Utc>::MIN_UTC,
                 source: row.get(2)?,
@@ -146,25 +166,38 @@ fn read_batch(
     })?;
     let mut batch = Vec::new();
     for row in rows {
-        let (seq, received_at, mut request) = row?;
+        let (seq, received_at, pseudonymised, mut request) = row?;
         request.received_at = DateTime::parse_from_rfc3339(&received_at)
             .map_err(|_| ReplayError::BadTime { seq, value: received_at.clone() })?
             .with_timezone(&Utc);
-        batch.push((seq, request));
+        batch.push((seq, pseudonymised, request));
     }
     Ok(batch)
 }
 
 fn write_batch(
     conn: &mut Connection,
-    batch: &[(i64, RawRequest)],
+    batch: &[Stored],
+    keys: &HashMap<String, PseudonymKey>,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
     // Normalised before the write lock is taken, so `serve` waits only for the writes.
-    let outcomes: Vec<_> = batch.iter().map(|(_, request)| normalise(request)).collect();
+    let outcomes = batch
+        .iter()
+        .map(|(seq, pseudonymised, request)| {
+            let key = keys.get(&request.source);
+            if *pseudonymised && key.is_none() {
+                return Err(ReplayError::MissingKey {
+                    seq: *seq,
+                    source_name: request.source.clone(),
+                });
+            }
+            Ok(normalise_with(request, key))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut inserts = Inserts::new(&tx, OnConflict::Update);
-    for ((seq, request), outcome) in batch.iter().zip(outcomes) {
+    for ((seq, _, request), outcome) in batch.iter().zip(outcomes) {
         let failures_before: i64 = tx.query_row(
             "SELECT count(*) FROM failed_events WHERE raw_seq = ?1 AND sink IS NULL",
             [seq],
@@ -191,7 +224,7 @@ fn write_batch(
         report.failures_after += outcome.failures.len() as u64;
     }
     drop(inserts);
-    if let Some((first, _)) = batch.first() {
+    if let Some((first, _, _)) = batch.first() {
         // The sinks that already loaded these requests hold the old rows: send them back.
         cursor::rewind_all(&tx, *first)?;
     }

@@ -117,6 +117,15 @@ const MIGRATIONS: &[&str] = &[
     -- NULL: the normaliser could not read it; otherwise the sink that refused the event.
     ALTER TABLE failed_events ADD COLUMN sink TEXT;
     "#,
+    // 3: pseudonymisation and dropped bodies (per-source options).
+    r#"
+    -- 1: the source had `drop_raw_bodies` and every part of the request was normalised, so
+    -- `body` is empty and `body_sha256` is the digest of the body that was not kept (keyed when
+    -- the source pseudonymises). Replay skips such a request and leaves its rows alone.
+    ALTER TABLE raw_requests ADD COLUMN body_dropped INTEGER NOT NULL DEFAULT 0;
+    -- 1: its events hold keyed digests of personal fields; replay needs the source's key.
+    ALTER TABLE raw_requests ADD COLUMN pseudonymised INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::checkpointer::Checkpointer;
-use super::{RawRequest, Receipt, Shared, SpoolError, schema};
+use super::{RawRequest, Receipt, Shared, SpoolError, StoredAs, schema};
 use crate::config::StoreConfig;
 use crate::pipeline::Outcome;
 use crate::sinks;
@@ -27,6 +27,7 @@ const WAL_CATCH_UP_PAGES: i64 = 8_192;
 pub(super) struct Job {
     pub(super) request: RawRequest,
     pub(super) outcome: Outcome,
+    pub(super) stored_as: StoredAs,
     pub(super) reply: oneshot::Sender<Result<Receipt, SpoolError>>,
 }
 
@@ -156,24 +157,37 @@ fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64
     {
         let mut insert_raw = tx.prepare_cached(
             "INSERT INTO raw_requests (received_at, source, method, path, query, headers, \
-             remote_addr, content_type, body, body_sha256) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             remote_addr, content_type, body, body_sha256, body_dropped, pseudonymised) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         let mut inserts = Inserts::new(&tx, OnConflict::Keep);
         for job in batch {
             let request = &job.request;
             let received_at = request.received_at_text();
+            // A dropped body is never bound, so its bytes reach neither the WAL nor the file.
+            let (body, body_sha256) = match &job.stored_as.dropped_body_digest {
+                Some(digest) => (&[][..], digest),
+                None => (&request.body[..], &request.body_sha256),
+            };
+            // Query parameters can be the event itself (Snowplow GET, journey parameters), so a
+            // pseudonymised request without its body keeps no query either.
+            let query = match &job.stored_as {
+                StoredAs { pseudonymised: true, dropped_body_digest: Some(_) } => None,
+                _ => request.query.as_deref(),
+            };
             insert_raw.execute(params![
                 received_at,
                 request.source,
                 request.method,
                 request.path,
-                request.query,
+                query,
                 request.headers_json,
                 request.remote_addr,
                 request.content_type,
-                &request.body[..],
-                request.body_sha256,
+                body,
+                body_sha256,
+                job.stored_as.dropped_body_digest.is_some(),
+                job.stored_as.pseudonymised,
             ])?;
             let seq = tx.last_insert_rowid();
             let row = RawRow {

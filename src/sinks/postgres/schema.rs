@@ -28,6 +28,8 @@ const MIGRATIONS: &[&str] = &[
         content_type text,
         body         bytea       NOT NULL,
         body_sha256  text        NOT NULL,
+        body_dropped boolean     NOT NULL,  -- the source drops bodies once normalised
+        pseudonymised boolean    NOT NULL,  -- its events hold keyed digests of personal fields
         loaded_at    timestamptz NOT NULL DEFAULT now()
     );
     CREATE TABLE {schema}.events (

@@ -1,0 +1,171 @@
+//! Prometheus metrics served at `GET /metrics`: requests accepted, events stored and requests
+//! refused, by source (and reason). Metric names live here and nowhere else. Labels are only
+//! configured source names and fixed reasons, never anything a sender chose (a path, a secret),
+//! so the series stay few and the page never shows a secret.
+
+use std::collections::HashMap;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use crate::config::SourceConfig;
+
+/// Requests stored and answered 2xx (the `_total` suffix is added by the encoder).
+const REQUESTS_ACCEPTED: &str = "hookhouse_requests_accepted";
+/// Events the stored requests carried, resends included.
+const EVENTS_STORED: &str = "hookhouse_events_stored";
+/// Parts of stored requests kept in `failed_events`.
+const EVENTS_FAILED: &str = "hookhouse_events_failed";
+/// Requests answered 4xx, nothing stored.
+const REQUESTS_REFUSED: &str = "hookhouse_requests_refused";
+/// Requests answered 503 because the store could not take them.
+const REQUESTS_UNSTORED: &str = "hookhouse_requests_unstored";
+
+/// The `source` label of a refusal that names no configured source (an unknown path or secret).
+pub const UNKNOWN_SOURCE: &str = "unknown";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    source: String,
+    reason: &'static str,
+}
+
+/// The registry and the counters the receiver updates.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    refused: Family<RefusalLabels, Counter>,
+    unstored: Family<SourceLabel, Counter>,
+    /// Per configured source, looked up once at start so the success path is a map lookup and
+    /// an atomic add, with no label allocation and no lock.
+    by_source: HashMap<String, SourceCounters>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SourceCounters {
+    accepted: Counter,
+    events: Counter,
+    failed: Counter,
+}
+
+impl Metrics {
+    pub fn new(sources: &[SourceConfig]) -> Self {
+        let mut registry = Registry::default();
+        let accepted = Family::<SourceLabel, Counter>::default();
+        let events = Family::<SourceLabel, Counter>::default();
+        let failed = Family::<SourceLabel, Counter>::default();
+        let refused = Family::<RefusalLabels, Counter>::default();
+        let unstored = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            REQUESTS_ACCEPTED,
+            "Requests stored and answered 2xx, by source",
+            accepted.clone(),
+        );
+        registry.register(
+            EVENTS_STORED,
+            "Events carried by stored requests (resends included), by source",
+            events.clone(),
+        );
+        registry.register(
+            EVENTS_FAILED,
+            "Parts of stored requests kept in failed_events, by source",
+            failed.clone(),
+        );
+        registry.register(
+            REQUESTS_REFUSED,
+            "Requests refused with a 4xx and not stored, by source and reason",
+            refused.clone(),
+        );
+        registry.register(
+            REQUESTS_UNSTORED,
+            "Requests answered 503 because the store could not take them, by source",
+            unstored.clone(),
+        );
+        let by_source = sources
+            .iter()
+            .map(|source| {
+                let label = SourceLabel { source: source.name.clone() };
+                let counters = SourceCounters {
+                    accepted: accepted.get_or_create_owned(&label),
+                    events: events.get_or_create_owned(&label),
+                    failed: failed.get_or_create_owned(&label),
+                };
+                (source.name.clone(), counters)
+            })
+            .collect();
+        Metrics { registry, refused, unstored, by_source }
+    }
+
+    /// A stored request of a configured source and what it carried.
+    pub fn accepted(&self, source: &str, events: usize, failed: usize) {
+        if let Some(counters) = self.by_source.get(source) {
+            counters.accepted.inc();
+            counters.events.inc_by(events as u64);
+            counters.failed.inc_by(failed as u64);
+        }
+    }
+
+    /// A refused request. `source` must be a configured source's name or [`UNKNOWN_SOURCE`].
+    pub fn refused(&self, source: &str, reason: &'static str) {
+        let source = self.label(source);
+        self.refused.get_or_create(&RefusalLabels { source, reason }).inc();
+    }
+
+    /// A request the store could not take (503).
+    pub fn unstored(&self, source: &str) {
+        let source = self.label(source);
+        self.unstored.get_or_create(&SourceLabel { source }).inc();
+    }
+
+    /// Keeps the label set bounded: a name that is not a configured source becomes
+    /// [`UNKNOWN_SOURCE`].
+    fn label(&self, source: &str) -> String {
+        if self.by_source.contains_key(source) { source } else { UNKNOWN_SOURCE }.to_owned()
+    }
+
+    /// The OpenMetrics text exposition, which Prometheus reads.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn counts_by_source_and_folds_unknown_names_into_one_label() {
+        let config = Config::with_data_dir("/nonexistent");
+        let metrics = Metrics::new(&config.sources);
+        metrics.accepted("default", 2, 1);
+        metrics.refused("default", "unauthorized");
+        metrics.refused("default", "unauthorized");
+        metrics.refused("made-up-by-a-sender", "unknown_source");
+        metrics.unstored("default");
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"hookhouse_requests_accepted_total{source="default"} 1"#,
+            r#"hookhouse_events_stored_total{source="default"} 2"#,
+            r#"hookhouse_events_failed_total{source="default"} 1"#,
+            r#"hookhouse_requests_refused_total{source="default",reason="unauthorized"} 2"#,
+            r#"hookhouse_requests_refused_total{source="unknown",reason="unknown_source"} 1"#,
+            r#"hookhouse_requests_unstored_total{source="default"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+        }
+        assert!(!text.contains("made-up-by-a-sender"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Pseudonymisation and dropped raw bodies through the HTTP port: no plaintext email, phone
+//! number or IP address in any byte of the store, stable digests per key, different digests
+//! across keys, failed requests kept whole, and a replay that needs the key.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{TestApp, spawn_app_with};
+use hmac::{Hmac, Mac};
+use hookhouse::config::{SourceAuth, SourceConfig};
+use hookhouse::pipeline::PseudonymKey;
+use hookhouse::spool::{ReplayError, Selection, replay};
+use secrecy::SecretString;
+use sha2::Sha256;
+
+const KEY_A: &str = "pseudonym-key-a-0123456789abcdef";
+const KEY_B: &str = "pseudonym-key-b-0123456789abcdef";
+
+const EMAIL: &str = "grace.hopper@example.com";
+const TO_PHONE: &str = "+16175550143";
+const FROM_PHONE: &str = "+14155550100";
+const PHONE: &str = "15557654321";
+const IP: &str = "198.51.100.23";
+
+/// Computed here independently of hookhouse: the hex HMAC-SHA256 of `text` under `key`.
+fn hmac_hex(key: &str, text: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn key(text: &str) -> PseudonymKey {
+    PseudonymKey::new(SecretString::from(text.to_owned()))
+}
+
+fn private_source(name: &str, key_text: &str, drop_raw_bodies: bool) -> SourceConfig {
+    SourceConfig {
+        pseudonymise: Some(key(key_text)),
+        drop_raw_bodies,
+        ..SourceConfig::new(name, SourceAuth::None)
+    }
+}
+
+fn email_click(message_id: &str) -> String {
+    format!(
+        r#"{{"email":"{EMAIL}","eventName":"emailClick","dataFields":{{"email":"{EMAIL}",
+        "createdAt":"2024-03-08 18:30:12 +00:00","campaignId":7,"messageId":"{message_id}",
+        "emailId":"c7:t9:{EMAIL}","ip":"{IP}","url":"https://shop.example/?u={EMAIL}",
+        "city":"Arlington"}}}}"#
+    )
+}
+
+fn sms_send() -> String {
+    format!(
+        r#"{{"email":"{EMAIL}","eventName":"smsSend","dataFields":{{"createdAt":"2024-03-08 18:31:00 +00:00",
+        "toPhoneNumber":"{TO_PHONE}","fromPhoneNumber":"{FROM_PHONE}","phoneNumber":{PHONE},
+        "smsMessage":"Your order has shipped","messageId":"sms-1"}}}}"#
+    )
+}
+
+async fn post(app: &TestApp, source: &str, body: &str) -> u16 {
+    app.post(&format!("/iterable/{source}"), "application/json", body).await.status().as_u16()
+}
+
+/// Whether any file of the data directory (database, WAL, shared memory) holds `needle`.
+fn stored_anywhere(app: &TestApp, needle: &str) -> bool {
+    std::fs::read_dir(app.data_dir.path()).unwrap().any(|entry| {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|window| window == needle.as_bytes())
+    })
+}
+
+#[tokio::test]
+async fn no_plaintext_personal_value_reaches_any_byte_of_the_store() {
+    let app = spawn_app_with(|c| c.sources = vec![private_source("private", KEY_A, true)]).await;
+    assert_eq!(post(&app, "private", &email_click("m-1")).await, 200);
+    assert_eq!(post(&app, "private", &email_click("m-1")).await, 200, "a resend");
+    assert_eq!(post(&app, "private", &email_click("m-2")).await, 200);
+    assert_eq!(post(&app, "private", &sms_send()).await, 200);
+    let journey = format!("/iterable/private/journey/welcome?email={EMAIL}&ip={IP}");
+    assert_eq!(app.post(&journey, "application/json", "{}").await.status(), 200);
+    // Nothing in this body can be normalised, so it is kept whole for a later replay.
+    let broken = r#"{"eventName": "emailOpen", "dataFields": oops"#;
+    assert_eq!(post(&app, "private", broken).await, 200);
+
+    for plain in [EMAIL, TO_PHONE, FROM_PHONE, PHONE, IP] {
+        assert!(!stored_anywhere(&app, plain), "`{plain}` is in the store while serving");
+    }
+    let db = app.db();
+    let email_digest = hmac_hex(KEY_A, EMAIL);
+    let (email, ip, email_id): (String, String, String) = db
+        .query_row(
+            "SELECT email, ip, json_extract(data, '$.emailId') FROM events \
+             WHERE event_name = 'emailClick' AND message_id = 'm-2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(email, email_digest);
+    assert_eq!(ip, hmac_hex(KEY_A, IP));
+    assert_eq!(email_id, format!("c7:t9:{email_digest}"));
+    let (to, from, phone): (String, String, String) = db
+        .query_row(
+            "SELECT to_phone_number, from_phone_number, json_extract(data, '$.phoneNumber') \
+             FROM events WHERE event_name = 'smsSend'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(to, hmac_hex(KEY_A, TO_PHONE));
+    assert_eq!(from, hmac_hex(KEY_A, FROM_PHONE));
+    assert_eq!(phone, hmac_hex(KEY_A, PHONE), "a number is hashed in its JSON spelling");
+    let journey_email: String =
+        db.query_row("SELECT email FROM journey_calls", [], |r| r.get(0)).unwrap();
+    assert_eq!(journey_email, email_digest);
+
+    // Same input, same digest: both clicks carry one email digest; the resend added no row.
+    assert_eq!(app.count("SELECT count(DISTINCT email) FROM events"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE event_name = 'emailClick'"), 2);
+    // Dropped: every request whose parts all became rows. Kept: the one that failed.
+    assert_eq!(
+        app.count("SELECT count(*) FROM raw_requests WHERE body_dropped = 1 AND length(body) = 0"),
+        5
+    );
+    let kept: Vec<u8> = db
+        .query_row("SELECT body FROM raw_requests WHERE body_dropped = 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, broken.as_bytes(), "a failed request keeps its body");
+    assert_eq!(app.count("SELECT count(*) FROM failed_events"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests WHERE pseudonymised = 1"), 6);
+    drop(db);
+
+    let dir = app.stop().await.unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for plain in [EMAIL, TO_PHONE, FROM_PHONE, PHONE, IP] {
+            assert!(!bytes.windows(plain.len()).any(|w| w == plain.as_bytes()), "`{plain}`");
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_key_gives_other_digests_and_replay_needs_the_key() {
+    let app = spawn_app_with(|c| {
+        c.sources = vec![private_source("a", KEY_A, false), private_source("b", KEY_B, false)]
+    })
+    .await;
+    let body = email_click("m-1");
+    assert_eq!(post(&app, "a", &body).await, 200);
+    assert_eq!(post(&app, "b", &body).await, 200);
+    let email_of = |source: &str| -> String {
+        app.db()
+            .query_row("SELECT email FROM events WHERE source = ?1", [source], |r| r.get(0))
+            .unwrap()
+    };
+    let (a, b) = (email_of("a"), email_of("b"));
+    assert_eq!(a, hmac_hex(KEY_A, EMAIL));
+    assert_eq!(b, hmac_hex(KEY_B, EMAIL));
+    assert_ne!(a, b);
+    // Bodies kept (no `drop_raw_bodies`): the raw row still holds what Iterable sent.
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests WHERE body_dropped = 0"), 2);
+    let ids_before = app.count("SELECT count(DISTINCT event_id) FROM events");
+    let dir = app.stop().await.unwrap();
+    let db_path = dir.path().join("hookhouse.db");
+
+    // Without the keys a replay would write the addresses in plain: it refuses instead.
+    let refused = replay(&db_path, &Selection::All, &HashMap::new(), |_, _| {});
+    assert!(matches!(refused, Err(ReplayError::MissingKey { seq: 1, .. })), "{refused:?}");
+    let keys = HashMap::from([("a".to_owned(), key(KEY_A)), ("b".to_owned(), key(KEY_B))]);
+    let report = replay(&db_path, &Selection::All, &keys, |_, _| {}).unwrap();
+    assert_eq!(report.requests, 2);
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    let emails: Vec<String> = db
+        .prepare("SELECT email FROM events ORDER BY source")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(emails, [a, b], "replay under the same keys gives the same digests");
+    let ids_after: i64 =
+        db.query_row("SELECT count(DISTINCT event_id) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(ids_after, ids_before);
+}
