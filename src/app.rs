@@ -54,7 +54,7 @@ impl App {
         };
         let postgres = match &config.sinks.postgres {
             Some(pg) => Some(
-                PostgresSink::open(pg.clone(), &config.store.db_path())
+                PostgresSink::open(pg.clone(), &config.store.db_path(), spool.clone())
                     .context("failed to start the PostgreSQL sink")?,
             ),
             None => None,

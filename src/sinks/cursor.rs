@@ -19,12 +19,19 @@ pub struct Cursor {
     pub generation: i64,
 }
 
-/// Reads a sink's cursor, creating it at the start of the spool for a new sink.
-pub fn read(conn: &Connection, sink: &str) -> rusqlite::Result<Cursor> {
-    conn.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?1)", [sink])?;
+/// Reads a sink's cursor; `None` for a sink that has never run (see [`create`]).
+pub fn read(conn: &Connection, sink: &str) -> rusqlite::Result<Option<Cursor>> {
     conn.query_row("SELECT position, generation FROM sink_cursors WHERE sink = ?1", [sink], |row| {
         Ok(Cursor { position: row.get(0)?, generation: row.get(1)? })
     })
+    .optional()
+}
+
+/// Creates a new sink's cursor at the start of the spool; does nothing if it exists. It must
+/// exist before the first batch is read, so that a replay meanwhile can move it back.
+pub fn create(conn: &Connection, sink: &str) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?1)", [sink])?;
+    Ok(())
 }
 
 /// Moves the cursor to `to` unless a replay changed it since `from` was read; returns whether

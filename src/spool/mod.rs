@@ -41,6 +41,9 @@ use crate::config::StoreConfig;
 use crate::pipeline::Outcome;
 use crate::receiver::AcceptedRequest;
 
+/// A sink's write, run by the writer inside its transaction; returns whether it applied.
+pub type SinkWrite = Box<dyn FnOnce(&rusqlite::Connection) -> rusqlite::Result<bool> + Send>;
+
 /// Where an appended request now lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
@@ -79,6 +82,8 @@ pub enum SpoolError {
     WriteFailed,
     #[error("the store is shutting down")]
     Closed,
+    #[error("a sink's write to the store failed: {0}")]
+    SinkWrite(String),
 }
 
 /// A cloneable handle to the writer; cheap to share between request handlers.
@@ -121,20 +126,31 @@ impl Spool {
         stored_as: StoredAs,
     ) -> Result<Receipt, SpoolError> {
         let (reply, receipt) = oneshot::channel();
-        let job = writer::Job { request: request.into_raw(), outcome, stored_as, reply };
+        let request = request.into_raw();
+        self.send(writer::Job::Request(writer::RequestJob { request, outcome, stored_as, reply }))?;
+        receipt.await.unwrap_or(Err(SpoolError::Closed))
+    }
+
+    /// Runs a sink's small write (its cursor, its refusals) in the writer's next commit and
+    /// returns what it returned. Through the writer, because a separate connection would wait
+    /// for the write lock behind the request stream, polling, for up to half a second under
+    /// load; here it costs a savepoint. An error rolls back only this write.
+    pub async fn write_for_sink(&self, write: SinkWrite) -> Result<bool, SpoolError> {
+        let (reply, done) = oneshot::channel();
+        self.send(writer::Job::Sink(writer::SinkJob { write: Some(write), reply }))?;
+        done.await.unwrap_or(Err(SpoolError::Closed))
+    }
+
+    fn send(&self, job: writer::Job) -> Result<(), SpoolError> {
         // Count before sending so the writer's decrement can never run first.
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
-        match self.queue.try_send(job) {
-            Ok(()) => {}
-            Err(err) => {
-                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(match err {
-                    TrySendError::Full(_) => SpoolError::Overloaded,
-                    TrySendError::Disconnected(_) => SpoolError::Closed,
-                });
+        self.queue.try_send(job).map_err(|err| {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            match err {
+                TrySendError::Full(_) => SpoolError::Overloaded,
+                TrySendError::Disconnected(_) => SpoolError::Closed,
             }
-        }
-        receipt.await.unwrap_or(Err(SpoolError::Closed))
+        })
     }
 
     /// Whether a request appended now would be stored: the last write succeeded and the queue

@@ -11,7 +11,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::checkpointer::Checkpointer;
-use super::{RawRequest, Receipt, Shared, SpoolError, StoredAs, schema};
+use super::{RawRequest, Receipt, Shared, SinkWrite, SpoolError, StoredAs, schema};
 use crate::config::StoreConfig;
 use crate::pipeline::Outcome;
 use crate::sinks;
@@ -24,11 +24,33 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// WAL length (4 KiB pages) past which the writer completes a checkpoint itself.
 const WAL_CATCH_UP_PAGES: i64 = 8_192;
 
-pub(super) struct Job {
+#[expect(
+    clippy::large_enum_variant,
+    reason = "requests are nearly every job: boxing them would cost an allocation each"
+)]
+pub(super) enum Job {
+    Request(RequestJob),
+    Sink(SinkJob),
+}
+
+pub(super) struct RequestJob {
     pub(super) request: RawRequest,
     pub(super) outcome: Outcome,
     pub(super) stored_as: StoredAs,
     pub(super) reply: oneshot::Sender<Result<Receipt, SpoolError>>,
+}
+
+/// A sink's bookkeeping, written in the same commit as the requests around it.
+pub(super) struct SinkJob {
+    /// Taken when it runs.
+    pub(super) write: Option<SinkWrite>,
+    pub(super) reply: oneshot::Sender<Result<bool, SpoolError>>,
+}
+
+/// What a job came to, once its transaction commits.
+enum Written {
+    Stored(i64),
+    Sink(Result<bool, String>),
 }
 
 /// Joins the writer once every [`super::Spool`] handle is dropped and the queue is drained.
@@ -130,11 +152,24 @@ fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch
 /// Writes one batch in one transaction and answers every request in it.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, shared: &Shared) {
     match write_batch(conn, batch) {
-        Ok(seqs) => {
+        Ok(written) => {
             shared.writable.store(true, Ordering::Relaxed);
-            for (job, seq) in batch.drain(..).zip(seqs) {
+            for (job, written) in batch.drain(..).zip(written) {
                 // The client may have gone; its request is stored all the same.
-                let _ = job.reply.send(Ok(Receipt { seq }));
+                match (job, written) {
+                    (Job::Request(job), Written::Stored(seq)) => {
+                        let _ = job.reply.send(Ok(Receipt { seq }));
+                    }
+                    (Job::Sink(job), Written::Sink(result)) => {
+                        let _ = job.reply.send(result.map_err(SpoolError::SinkWrite));
+                    }
+                    (Job::Request(job), Written::Sink(_)) => {
+                        let _ = job.reply.send(Err(SpoolError::WriteFailed));
+                    }
+                    (Job::Sink(job), Written::Stored(_)) => {
+                        let _ = job.reply.send(Err(SpoolError::WriteFailed));
+                    }
+                }
             }
         }
         Err(err) => {
@@ -145,13 +180,16 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, shared: &Shared) {
                 "failed to commit to the store; answering 503 so the senders retry"
             );
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(SpoolError::WriteFailed));
+                let _ = match job {
+                    Job::Request(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
+                    Job::Sink(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
+                };
             }
         }
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64>> {
+fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec<Written>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut seqs = Vec::with_capacity(batch.len());
     {
@@ -161,7 +199,14 @@ fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         let mut inserts = Inserts::new(&tx, OnConflict::Keep);
-        for job in batch {
+        for job in batch.iter_mut() {
+            let job = match job {
+                Job::Request(job) => job,
+                Job::Sink(job) => {
+                    seqs.push(Written::Sink(sink_write(&tx, job.write.take())?));
+                    continue;
+                }
+            };
             let request = &job.request;
             let received_at = request.received_at_text();
             // A dropped body is never bound, so its bytes reach neither the WAL nor the file.
@@ -197,11 +242,31 @@ fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64
                 method: &request.method,
             };
             inserts.write(&row, &job.outcome)?;
-            seqs.push(seq);
+            seqs.push(Written::Stored(seq));
         }
     }
     tx.commit()?;
     Ok(seqs)
+}
+
+/// Runs a sink's write inside a savepoint, so that its failure rolls back only itself and the
+/// requests committed with it are not affected.
+fn sink_write(
+    tx: &rusqlite::Transaction<'_>,
+    write: Option<SinkWrite>,
+) -> rusqlite::Result<Result<bool, String>> {
+    let Some(write) = write else { return Ok(Err("the write ran already".to_owned())) };
+    tx.execute_batch("SAVEPOINT sink_write")?;
+    match write(tx) {
+        Ok(applied) => {
+            tx.execute_batch("RELEASE sink_write")?;
+            Ok(Ok(applied))
+        }
+        Err(err) => {
+            tx.execute_batch("ROLLBACK TO sink_write; RELEASE sink_write")?;
+            Ok(Err(err.to_string()))
+        }
+    }
 }
 
 /// Checks that a write transaction can be opened again after a failure.

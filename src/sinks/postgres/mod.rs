@@ -26,7 +26,7 @@ use tokio_postgres::{Client, NoTls};
 use crate::config::PostgresConfig;
 use crate::sinks::batch::{self, Batch};
 use crate::sinks::cursor::{self, Cursor};
-use crate::spool::format_time;
+use crate::spool::{Spool, SpoolError, format_time};
 use load::{Connections, Refusal, SINK_NAME};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,8 @@ pub enum SinkError {
     SchemaTooNew { found: i32, known: usize },
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the spool's writer: {0}")]
+    Writer(#[from] SpoolError),
     #[error("the spool reader stopped unexpectedly")]
     Reader,
 }
@@ -81,7 +83,10 @@ pub enum Step {
 /// The sink's state: its spool connection and, while PostgreSQL is reachable, its client.
 pub struct PostgresSink {
     config: PostgresConfig,
-    spool: Arc<Mutex<Connection>>,
+    /// A read-only connection to the spool, for batches and the cursor.
+    reader: Arc<Mutex<Connection>>,
+    /// The spool's writer, for the cursor's moves and the refusals.
+    spool: Spool,
     client: Option<Connections>,
     /// The next batch, being read while the current one loads.
     ahead: Option<Ahead>,
@@ -105,14 +110,13 @@ impl std::fmt::Debug for PostgresSink {
 
 impl PostgresSink {
     /// Opens the spool for reading; PostgreSQL is connected on the first step.
-    pub fn open(config: PostgresConfig, db_path: &Path) -> Result<Self, SinkError> {
+    pub fn open(config: PostgresConfig, db_path: &Path, spool: Spool) -> Result<Self, SinkError> {
         let conn = Connection::open_with_flags(
             db_path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // The cursor update waits for the spool writer's group commits, which are short.
-        conn.busy_timeout(Duration::from_secs(10))?;
-        Ok(PostgresSink { config, spool: Arc::new(Mutex::new(conn)), client: None, ahead: None })
+        let reader = Arc::new(Mutex::new(conn));
+        Ok(PostgresSink { config, reader, spool, client: None, ahead: None })
     }
 
     /// Runs the sink on a thread and runtime of its own, so that under heavy ingestion it is
@@ -134,7 +138,14 @@ impl PostgresSink {
             Some(ahead) => Some((ahead.from, ahead.read.await.map_err(|_| SinkError::Reader)??)),
             None => None,
         };
-        let cursor = self.with_spool(|conn| Ok(cursor::read(conn, SINK_NAME)?)).await?;
+        let cursor = match self.with_spool(|conn| Ok(cursor::read(conn, SINK_NAME)?)).await? {
+            Some(cursor) => cursor,
+            None => {
+                let create = |conn: &Connection| cursor::create(conn, SINK_NAME).map(|()| true);
+                self.spool.write_for_sink(Box::new(create)).await?;
+                return Ok((Cursor { position: 0, generation: 0 }, None));
+            }
+        };
         if let Some((from, Some(batch))) = ahead
             && from == cursor
         {
@@ -150,7 +161,7 @@ impl PostgresSink {
     /// Starts reading the batch after `batch` while `batch` loads.
     fn read_ahead(&mut self, from: Cursor, batch: &Batch) {
         let from = Cursor { position: batch.through, generation: from.generation };
-        let (spool, batch_size) = (Arc::clone(&self.spool), self.config.batch_size.get());
+        let (spool, batch_size) = (Arc::clone(&self.reader), self.config.batch_size.get());
         let read = tokio::task::spawn_blocking(move || {
             let mut conn = spool.lock().map_err(|_| SinkError::Reader)?;
             Ok(batch::read(&mut conn, from.position, batch_size)?)
@@ -186,9 +197,8 @@ impl PostgresSink {
         };
         let (after, through) = (batch.after, batch.through);
         let load_time = started.elapsed() - read_time;
-        let moved = self
-            .with_spool(move |conn| record_loaded(conn, from, after, through, &refusals))
-            .await?;
+        let record = move |conn: &Connection| record_loaded(conn, from, after, through, &refusals);
+        let moved = self.spool.write_for_sink(Box::new(record)).await?;
         tracing::debug!(
             events = batch.event_count(),
             read_ms = read_time.as_millis() as u64,
@@ -239,7 +249,7 @@ impl PostgresSink {
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, SinkError> + Send + 'static,
     ) -> Result<T, SinkError> {
-        let spool = Arc::clone(&self.spool);
+        let spool = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
             let mut conn = spool.lock().map_err(|_| SinkError::Reader)?;
             work(&mut conn)
@@ -249,8 +259,9 @@ impl PostgresSink {
     }
 
     async fn record_error(&self, error: String) {
-        let recorded =
-            self.with_spool(move |conn| Ok(cursor::record_error(conn, SINK_NAME, &error)?)).await;
+        let record =
+            move |conn: &Connection| cursor::record_error(conn, SINK_NAME, &error).map(|()| true);
+        let recorded = self.spool.write_for_sink(Box::new(record)).await;
         if let Err(err) = recorded {
             tracing::debug!(error = %err, "could not record the sink's error in the spool");
         }
@@ -327,13 +338,16 @@ impl PostgresSink {
 /// moves the cursor, in one transaction; returns false (changing nothing) if a replay moved
 /// the cursor meanwhile.
 fn record_loaded(
-    conn: &mut Connection,
+    tx: &Connection,
     from: Cursor,
     after: i64,
     through: i64,
     refusals: &[Refusal],
-) -> Result<bool, SinkError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+) -> rusqlite::Result<bool> {
+    // Checked first: after a replay the refusals may be stale as well.
+    if cursor::read(tx, SINK_NAME)? != Some(from) {
+        return Ok(false);
+    }
     tx.execute(
         "DELETE FROM failed_events WHERE sink = ?1 AND raw_seq > ?2 AND raw_seq <= ?3",
         params![SINK_NAME, after, through],
@@ -351,9 +365,5 @@ fn record_loaded(
             ],
         )?;
     }
-    if !cursor::advance(&tx, SINK_NAME, from, through)? {
-        return Ok(false);
-    }
-    tx.commit()?;
-    Ok(true)
+    cursor::advance(tx, SINK_NAME, from, through)
 }
