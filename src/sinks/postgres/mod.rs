@@ -61,6 +61,10 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(10);
 /// How often the sink looks for new requests once it has caught up.
 const POLL: Duration = Duration::from_millis(100);
+/// After a batch smaller than `batch_size`, how long the sink lets requests gather before the
+/// next: fewer, fuller transactions (each a commit and an fsync in PostgreSQL) for at most this
+/// much more lag. Under load this, not the batch size, sets the batch size.
+const LINGER: Duration = Duration::from_millis(200);
 /// The longest one batch may take in PostgreSQL before the connection is given up.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the sink logs its lag.
@@ -290,7 +294,7 @@ impl PostgresSink {
                     }
                     retry = FIRST_RETRY;
                     loaded_since_report += events;
-                    Duration::ZERO
+                    if events >= self.config.batch_size.get() { Duration::ZERO } else { LINGER }
                 }
                 Ok(Step::Rewound) => Duration::ZERO,
                 Ok(Step::CaughtUp) => POLL,
