@@ -86,7 +86,11 @@ impl App {
         let (stop_sinks, sinks_stop) = watch::channel(false);
         let postgres = match postgres {
             Some(sink) => {
-                Some(sink.spawn(sinks_stop).context("failed to start the PostgreSQL sink")?)
+                let metrics = state.metrics.sink("postgres");
+                Some(
+                    sink.spawn(sinks_stop, metrics)
+                        .context("failed to start the PostgreSQL sink")?,
+                )
             }
             None => None,
         };

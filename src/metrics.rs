@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::config::SourceConfig;
@@ -23,12 +24,47 @@ const REQUESTS_REFUSED: &str = "hookhouse_requests_refused";
 /// Requests answered 503 because the store could not take them.
 const REQUESTS_UNSTORED: &str = "hookhouse_requests_unstored";
 
+/// Events a sink loaded (resends loaded again after a crash or replay included).
+const SINK_LOADED: &str = "hookhouse_sink_loaded_events";
+/// Rows a sink's warehouse refused, kept in `failed_events`.
+const SINK_REFUSED: &str = "hookhouse_sink_refused_rows";
+/// Failed load attempts (each is retried with back-off).
+const SINK_FAILURES: &str = "hookhouse_sink_failures";
+/// Age of the oldest request a sink has not loaded.
+const SINK_LAG_SECONDS: &str = "hookhouse_sink_lag_seconds";
+/// Requests a sink has not loaded yet.
+const SINK_LAG_REQUESTS: &str = "hookhouse_sink_lag_requests";
+
 /// The `source` label of a refusal that names no configured source (an unknown path or secret).
 pub const UNKNOWN_SOURCE: &str = "unknown";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
+}
+
+/// What a sink reports; cheap to clone and update from its own thread.
+#[derive(Debug, Clone, Default)]
+pub struct SinkMetrics {
+    pub loaded: Counter,
+    pub refused: Counter,
+    pub failures: Counter,
+    pub lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub lag_requests: Gauge,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SinkFamilies {
+    loaded: Family<SinkLabel, Counter>,
+    refused: Family<SinkLabel, Counter>,
+    failures: Family<SinkLabel, Counter>,
+    lag_seconds: Family<SinkLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    lag_requests: Family<SinkLabel, Gauge>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,6 +82,7 @@ pub struct Metrics {
     /// Per configured source, looked up once at start so the success path is a map lookup and
     /// an atomic add, with no label allocation and no lock.
     by_source: HashMap<String, SourceCounters>,
+    sinks: SinkFamilies,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -100,7 +137,41 @@ impl Metrics {
                 (source.name.clone(), counters)
             })
             .collect();
-        Metrics { registry, refused, unstored, by_source }
+        let sinks = SinkFamilies::default();
+        registry.register(SINK_LOADED, "Events loaded, by sink", sinks.loaded.clone());
+        registry.register(
+            SINK_REFUSED,
+            "Rows the warehouse refused, kept in failed_events, by sink",
+            sinks.refused.clone(),
+        );
+        registry.register(
+            SINK_FAILURES,
+            "Failed load attempts, retried with back-off, by sink",
+            sinks.failures.clone(),
+        );
+        registry.register(
+            SINK_LAG_SECONDS,
+            "Age of the oldest request not yet loaded, by sink",
+            sinks.lag_seconds.clone(),
+        );
+        registry.register(
+            SINK_LAG_REQUESTS,
+            "Requests not yet loaded, by sink",
+            sinks.lag_requests.clone(),
+        );
+        Metrics { registry, refused, unstored, by_source, sinks }
+    }
+
+    /// The metrics of the sink called `name` (a fixed name such as `postgres`).
+    pub fn sink(&self, name: &'static str) -> SinkMetrics {
+        let label = SinkLabel { sink: name };
+        SinkMetrics {
+            loaded: self.sinks.loaded.get_or_create_owned(&label),
+            refused: self.sinks.refused.get_or_create_owned(&label),
+            failures: self.sinks.failures.get_or_create_owned(&label),
+            lag_seconds: self.sinks.lag_seconds.get_or_create_owned(&label),
+            lag_requests: self.sinks.lag_requests.get_or_create_owned(&label),
+        }
     }
 
     /// A stored request of a configured source and what it carried.

@@ -333,6 +333,24 @@ impl Proxy {
     }
 }
 
+/// The value of one series in `/metrics` text, or -1 if it is absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok()).unwrap_or(-1.0)
+}
+
+/// Polls `/metrics` until `check` holds (the gauges refresh every second).
+async fn wait_for_metric(app: &TestApp, check: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    loop {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        if check(&text) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "metrics never matched:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_outage_delays_events_and_loses_none() {
     let Some(url) = database_url() else { return };
@@ -377,6 +395,11 @@ async fn an_outage_delays_events_and_loses_none() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(pg.count("events").await, 50, "nothing loads through a cut connection");
+    wait_for_metric(&app, |text| {
+        metric(text, r#"hookhouse_sink_failures_total{sink="postgres"}"#) >= 1.0
+            && metric(text, r#"hookhouse_sink_lag_requests{sink="postgres"}"#) >= 300.0
+    })
+    .await;
 
     proxy.restore();
     wait_caught_up(&app).await;
@@ -386,6 +409,11 @@ async fn an_outage_delays_events_and_loses_none() {
         .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(error, None, "the error clears once a batch loads");
+    wait_for_metric(&app, |text| {
+        metric(text, r#"hookhouse_sink_loaded_events_total{sink="postgres"}"#) == 350.0
+            && metric(text, r#"hookhouse_sink_lag_requests{sink="postgres"}"#) == 0.0
+    })
+    .await;
     app.stop().await.unwrap();
     pg.drop_schema().await;
 }

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::PostgresConfig;
+use crate::metrics::SinkMetrics;
 use crate::sinks::batch::{self, Batch};
 use crate::sinks::cursor::{self, Cursor};
 use crate::spool::{Spool, SpoolError, format_time};
@@ -69,6 +70,8 @@ const LINGER: Duration = Duration::from_millis(200);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the sink logs its lag.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// How often the lag gauges of `/metrics` are refreshed.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
 /// What one step of the sink did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +97,7 @@ pub struct PostgresSink {
     client: Option<Connections>,
     /// The next batch, being read while the current one loads.
     ahead: Option<Ahead>,
+    metrics: SinkMetrics,
 }
 
 struct Ahead {
@@ -120,15 +124,18 @@ impl PostgresSink {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         let reader = Arc::new(Mutex::new(conn));
-        Ok(PostgresSink { config, reader, spool, client: None, ahead: None })
+        let metrics = SinkMetrics::default();
+        Ok(PostgresSink { config, reader, spool, client: None, ahead: None, metrics })
     }
 
     /// Runs the sink on a thread and runtime of its own, so that under heavy ingestion it is
     /// scheduled by the kernel beside the server rather than queued behind request tasks.
     pub fn spawn(
-        self,
+        mut self,
         stop: watch::Receiver<bool>,
+        metrics: SinkMetrics,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        self.metrics = metrics;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new()
             .name("hookhouse-postgres".to_owned())
@@ -282,6 +289,7 @@ impl PostgresSink {
         let mut failing = false;
         let mut loaded_since_report = 0usize;
         let mut last_report = Instant::now();
+        let mut last_gauge = Instant::now();
         while !*stop.borrow() {
             let pause = match self.step().await {
                 Ok(Step::Loaded { events, refused, .. }) => {
@@ -294,6 +302,8 @@ impl PostgresSink {
                     }
                     retry = FIRST_RETRY;
                     loaded_since_report += events;
+                    self.metrics.loaded.inc_by(events as u64);
+                    self.metrics.refused.inc_by(refused as u64);
                     if events >= self.config.batch_size.get() { Duration::ZERO } else { LINGER }
                 }
                 Ok(Step::Rewound) => Duration::ZERO,
@@ -303,12 +313,17 @@ impl PostgresSink {
                     tracing::warn!(error = %message, retry_in_ms = retry.as_millis() as u64,
                         "PostgreSQL sink failed; events stay in the spool until it loads them");
                     self.record_error(message).await;
+                    self.metrics.failures.inc();
                     failing = true;
                     let pause = retry;
                     retry = (retry * 2).min(MAX_RETRY);
                     pause
                 }
             };
+            if last_gauge.elapsed() >= GAUGE_EVERY {
+                self.update_lag_gauges().await;
+                last_gauge = Instant::now();
+            }
             if last_report.elapsed() >= REPORT_EVERY {
                 self.report(loaded_since_report, last_report.elapsed()).await;
                 loaded_since_report = 0;
@@ -320,6 +335,24 @@ impl PostgresSink {
                     _ = stop.changed() => {}
                 }
             }
+        }
+    }
+
+    /// Sets the lag gauges of `/metrics` from the spool (two primary-key lookups).
+    async fn update_lag_gauges(&self) {
+        let behind = self
+            .with_spool(|conn| {
+                let now = chrono::Utc::now();
+                let position = cursor::read(conn, SINK_NAME)?.map_or(0, |cursor| cursor.position);
+                Ok(cursor::behind(conn, position, now)?)
+            })
+            .await;
+        match behind {
+            Ok((requests, seconds)) => {
+                self.metrics.lag_requests.set(i64::try_from(requests).unwrap_or(i64::MAX));
+                self.metrics.lag_seconds.set(seconds);
+            }
+            Err(err) => tracing::debug!(error = %err, "could not measure the sink's lag"),
         }
     }
 
