@@ -5,8 +5,8 @@
 //! own, dropped at its end.
 
 mod common;
+mod pg;
 
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,74 +14,17 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::{TestApp, email_open, spawn_app_in, spawn_app_with};
-use hookhouse::config::{Config, PostgresConfig};
 use hookhouse::sinks::columns::{EVENTS, Kind};
 use hookhouse::spool::Selection;
+use pg::{URL_VARIABLE, Warehouse, database_url};
 use rusqlite::types::ValueRef;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, NoTls};
 
-const URL_VARIABLE: &str = "TEST_POSTGRES_URL";
 /// How long the sink may take to load what a test sent, on a busy CI machine.
 const LOAD_DEADLINE: Duration = Duration::from_secs(30);
-
-/// The test database's URL, or `None` (with a line saying so) when it is not configured.
-fn database_url() -> Option<String> {
-    match std::env::var(URL_VARIABLE) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "skipped: set {URL_VARIABLE} (e.g. postgres://postgres@127.0.0.1:5432/test) \
-                 to run the PostgreSQL sink tests; .ci/run does"
-            );
-            None
-        }
-    }
-}
-
-/// A schema of the test's own in the test database, and a client to check it with.
-struct Warehouse {
-    schema: String,
-    client: Client,
-}
-
-impl Warehouse {
-    async fn new(url: &str, test: &str) -> Warehouse {
-        let (client, connection) =
-            tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|err| {
-                panic!("cannot reach PostgreSQL at {URL_VARIABLE}: {err}");
-            });
-        tokio::spawn(connection);
-        let schema = format!("hh_test_{test}_{}", std::process::id());
-        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
-        Warehouse { schema, client }
-    }
-
-    fn sink(&self, url: &str) -> PostgresConfig {
-        PostgresConfig {
-            url: url.to_owned().into(),
-            schema: self.schema.clone(),
-            batch_size: NonZeroUsize::new(5_000).unwrap(),
-        }
-    }
-
-    /// Sets the sink on a configuration, pointed at `url` (the database, or a proxy to it).
-    fn configure(&self, config: &mut Config, url: &str) {
-        config.sinks.postgres = Some(self.sink(url));
-    }
-
-    async fn count(&self, sql_after_from: &str) -> i64 {
-        let sql = format!("SELECT count(*) FROM {}.{sql_after_from}", self.schema);
-        self.client.query_one(&sql, &[]).await.unwrap().get(0)
-    }
-
-    async fn drop_schema(self) {
-        self.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema)).await.unwrap();
-    }
-}
 
 /// Waits until the sink's cursor has reached the newest request in the spool.
 async fn wait_caught_up(app: &TestApp) {
