@@ -5,35 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use common::{TestApp, spawn_app};
+use common::{FIXTURES, TestApp, fixtures, spawn_app};
 use serde_json::{Map, Value};
-
-const FIXTURES: &str = "tests/fixtures/iterable";
-
-/// Every fixture file, sorted, with the content type its extension stands for.
-fn fixtures() -> Vec<(PathBuf, &'static str)> {
-    let mut files = Vec::new();
-    for dir in std::fs::read_dir(FIXTURES).unwrap() {
-        let dir = dir.unwrap().path();
-        if !dir.is_dir() {
-            continue;
-        }
-        for file in std::fs::read_dir(&dir).unwrap() {
-            let path = file.unwrap().path();
-            match path.extension().and_then(|e| e.to_str()) {
-                Some("json") => files.push((path, "application/json")),
-                Some("form") => files.push((path, "application/x-www-form-urlencoded")),
-                _ => {}
-            }
-        }
-    }
-    files.sort();
-    assert!(files.len() >= 50, "fixtures missing: found {}", files.len());
-    files
-}
 
 fn snapshot_name(path: &Path) -> String {
     let event = path.parent().unwrap().file_name().unwrap().to_string_lossy();

@@ -7,13 +7,12 @@
 mod common;
 mod pg;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{TestApp, email_open, spawn_app_in, spawn_app_with};
+use common::{TestApp, email_open, fixtures, spawn_app_in, spawn_app_with};
 use hookhouse::sinks::columns::{EVENTS, Kind};
 use hookhouse::spool::Selection;
 use pg::{URL_VARIABLE, Warehouse, database_url};
@@ -28,43 +27,7 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Waits until the sink's cursor has reached the newest request in the spool.
 async fn wait_caught_up(app: &TestApp) {
-    let deadline = Instant::now() + LOAD_DEADLINE;
-    loop {
-        let (position, last): (Option<i64>, i64) = app
-            .db()
-            .query_row(
-                "SELECT (SELECT position FROM sink_cursors WHERE sink = 'postgres'), \
-                 (SELECT coalesce(max(seq), 0) FROM raw_requests)",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .unwrap();
-        if position == Some(last) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "sink stuck at {position:?} of {last}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn fixtures() -> Vec<(PathBuf, &'static str)> {
-    let mut files = Vec::new();
-    for dir in std::fs::read_dir("tests/fixtures/iterable").unwrap() {
-        let dir = dir.unwrap().path();
-        if dir.is_dir() {
-            for file in std::fs::read_dir(&dir).unwrap() {
-                let path = file.unwrap().path();
-                match path.extension().and_then(|e| e.to_str()) {
-                    Some("json") => files.push((path, "application/json")),
-                    Some("form") => files.push((path, "application/x-www-form-urlencoded")),
-                    _ => {}
-                }
-            }
-        }
-    }
-    files.sort();
-    assert!(files.len() >= 50, "fixtures missing");
-    files
+    pg::wait_caught_up(&app.db_path(), LOAD_DEADLINE).await;
 }
 
 #[tokio::test]

@@ -86,22 +86,8 @@ async fn every_acknowledged_event_reaches_postgres_once_across_a_sigkill() {
 
     // Restarted on the same store, the sink carries on from its cursor.
     let _server = Server::start(start(&data_dir, &config)).await;
+    pg::wait_caught_up(&data_dir.join("hookhouse.db"), DEADLINE).await;
     let store = rusqlite::Connection::open(data_dir.join("hookhouse.db")).unwrap();
-    loop {
-        let (position, last): (Option<i64>, i64) = store
-            .query_row(
-                "SELECT (SELECT position FROM sink_cursors WHERE sink = 'postgres'), \
-                 (SELECT coalesce(max(seq), 0) FROM raw_requests)",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .unwrap();
-        if position == Some(last) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sink never caught up: {position:?} of {last}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let rows = warehouse
         .client

@@ -107,3 +107,27 @@ pub fn email_open(message_id: &str) -> String {
         r#"{{"email":"ada@example.com","eventName":"emailOpen","dataFields":{{"email":"ada@example.com","createdAt":"2016-12-02 20:21:04 +00:00","campaignId":12345,"templateId":67890,"messageId":"{message_id}","emailId":"c12345:t67890:ada@example.com","userAgent":"Mozilla/5.0","ip":"203.0.113.7","city":"Paris","country":"FR"}}}}"#
     )
 }
+
+pub const FIXTURES: &str = "tests/fixtures/iterable";
+
+/// Every fixture file, sorted, with the content type its extension stands for.
+pub fn fixtures() -> Vec<(PathBuf, &'static str)> {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(FIXTURES).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => files.push((path, "application/json")),
+                Some("form") => files.push((path, "application/x-www-form-urlencoded")),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 50, "fixtures missing: found {}", files.len());
+    files
+}

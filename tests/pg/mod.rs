@@ -4,6 +4,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use hookhouse::config::{Config, PostgresConfig};
 use tokio_postgres::{Client, NoTls};
@@ -62,5 +64,29 @@ impl Warehouse {
 
     pub async fn drop_schema(self) {
         self.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema)).await.unwrap();
+    }
+}
+
+/// Waits until the PostgreSQL sink's cursor in the store at `db` has reached its newest
+/// request.
+pub async fn wait_caught_up(db: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let store =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("store opens");
+    loop {
+        let (position, last): (Option<i64>, i64) = store
+            .query_row(
+                "SELECT (SELECT position FROM sink_cursors WHERE sink = 'postgres'), \
+                 (SELECT coalesce(max(seq), 0) FROM raw_requests)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        if position == Some(last) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "sink stuck at {position:?} of {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
