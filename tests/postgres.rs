@@ -386,3 +386,64 @@ async fn a_replay_reaches_postgres_too() {
     app.stop().await.unwrap();
     pg.drop_schema().await;
 }
+
+#[tokio::test]
+async fn loads_over_tls_with_the_certificate_verified() {
+    let Some(url) = database_url() else { return };
+    let Ok(ca_file) = std::env::var("TEST_POSTGRES_TLS_CA") else {
+        eprintln!(
+            "skipped: set TEST_POSTGRES_TLS_CA to the CA (PEM) of the test server's certificate \
+             for `localhost` to run the TLS test; .ci/run does when the server has TLS on"
+        );
+        return;
+    };
+    let pg = Warehouse::new(&url, "tls").await;
+    let parsed: tokio_postgres::Config = url.parse().unwrap();
+    let user = parsed.get_user().unwrap_or("postgres");
+    let db = parsed.get_dbname().unwrap_or("postgres");
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    let over_tls = format!("postgres://{user}@localhost:{port}/{db}?sslmode=require");
+
+    // Without the server's CA the certificate cannot be verified: nothing loads.
+    let app = spawn_app_with(|config| pg.configure(config, &over_tls)).await;
+    assert_eq!(app.post_webhook(&email_open("tls-refused")).await.status(), 200);
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    let error = loop {
+        let error: Option<String> = app
+            .db()
+            .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or(None);
+        if let Some(error) = error {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "an unverifiable certificate was accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    let data_dir = app.stop().await.unwrap();
+
+    // With it, the same requests load, over TLS.
+    let app = spawn_app_in(data_dir, |config| {
+        pg.configure(config, &over_tls);
+        config.sinks.postgres.as_mut().unwrap().ca_file = Some(ca_file.into());
+    })
+    .await;
+    assert_eq!(app.post_webhook(&email_open("tls-loaded")).await.status(), 200);
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("events").await, 2);
+    let encrypted: i64 = pg
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE application_name = 'hookhouse' AND ssl",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted >= 1, "the sink's connections use TLS");
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}

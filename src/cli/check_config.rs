@@ -65,6 +65,8 @@ fn effective(config: &Config) -> Value {
             "postgres": config.sinks.postgres.as_ref().map(|pg| json!({
                 "url": pg.url_masked(),
                 "schema": pg.schema,
+                "tls": pg.tls,
+                "ca_file": pg.ca_file.as_ref().map(|path| path.display().to_string()),
                 "batch_size": pg.batch_size.get(),
             })),
         },

@@ -1,6 +1,7 @@
 //! `[sinks.*]`: the warehouses hookhouse loads besides its embedded SQLite database.
 
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::str::FromStr as _;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -22,6 +23,9 @@ pub struct RawPostgres {
     /// Events loaded per transaction.
     #[serde(default = "default_batch_size")]
     pub batch_size: u64,
+    /// PEM certificates of a private CA to trust, besides Mozilla's roots, with sslmode=require.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_schema() -> String {
@@ -43,6 +47,9 @@ pub struct PostgresConfig {
     pub url: SecretString,
     pub schema: String,
     pub batch_size: NonZeroUsize,
+    /// `sslmode=require` in the URL: connect with TLS, the certificate verified.
+    pub tls: bool,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PostgresConfig {
@@ -75,22 +82,29 @@ pub(super) fn resolve(raw: &RawSinks, problems: &mut Vec<String>) -> SinksConfig
 
 fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<PostgresConfig> {
     let url = super::secret::resolve("`sinks.postgres.url`", &raw.url, problems)?;
-    match tokio_postgres::Config::from_str(url.expose_secret()) {
-        Ok(parsed) => {
-            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-                problems.push(
-                    "`sinks.postgres.url`: sslmode=require is not supported yet; connect over \
-                     a private network or loopback with sslmode=disable or prefer"
-                        .to_owned(),
-                );
-            }
-        }
+    let tls = match tokio_postgres::Config::from_str(url.expose_secret()) {
+        Ok(parsed) => parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require,
         // The parser's message can quote the string, password included: keep only its kind.
-        Err(_) => problems.push(
-            "`sinks.postgres.url` is not a PostgreSQL connection string such as \
-             `postgres://user@host:5432/db`"
-                .to_owned(),
-        ),
+        Err(_) => {
+            problems.push(
+                "`sinks.postgres.url` is not a PostgreSQL connection string such as \
+                 `postgres://user@host:5432/db`"
+                    .to_owned(),
+            );
+            false
+        }
+    };
+    if let Some(ca_file) = &raw.ca_file {
+        if !ca_file.is_file() {
+            problems
+                .push(format!("`sinks.postgres.ca_file`: `{}` is not a file", ca_file.display()));
+        }
+        if !tls {
+            problems.push(
+                "`sinks.postgres.ca_file` is only used with TLS: add `sslmode=require` to the url"
+                    .to_owned(),
+            );
+        }
     }
     if !is_identifier(&raw.schema) {
         problems.push(format!(
@@ -110,6 +124,8 @@ fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<Pos
         url,
         schema: raw.schema.clone(),
         batch_size: batch_size.unwrap_or(NonZeroUsize::MIN),
+        tls,
+        ca_file: raw.ca_file.clone(),
     })
 }
 
@@ -130,6 +146,7 @@ mod tests {
                 url: url.to_owned(),
                 schema: schema.to_owned(),
                 batch_size,
+                ca_file: None,
             }),
         }
     }
@@ -137,9 +154,11 @@ mod tests {
     #[test]
     fn postgres_problems_are_listed_together_without_the_password() {
         let mut problems = Vec::new();
-        resolve(&raw("postgres://u:hunter2@/db?sslmode=require", "Bad-Name", 0), &mut problems);
+        let mut sinks = raw("postgres://u:hunter2@/db", "Bad-Name", 0);
+        sinks.postgres.as_mut().unwrap().ca_file = Some("/nonexistent/ca.pem".into());
+        resolve(&sinks, &mut problems);
         let text = problems.join("\n");
-        for needle in ["sslmode=require", "`Bad-Name`", "batch_size"] {
+        for needle in ["sslmode=require", "not a file", "`Bad-Name`", "batch_size"] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
         assert!(!text.contains("hunter2"));

@@ -49,6 +49,8 @@ impl Warehouse {
             url: url.to_owned().into(),
             schema: self.schema.clone(),
             batch_size: NonZeroUsize::new(5_000).unwrap(),
+            tls: url.contains("sslmode=require"),
+            ca_file: None,
         }
     }
 

@@ -109,7 +109,7 @@ pub(super) async fn load(
             match load_rows(&tx, schema, table, part, Path::Staged).await {
                 Ok(()) => tx.commit().await?,
                 Err(err) if is_refusal(&err) => match part {
-                    [row] => refusals.push(refusal(table, row, &err.to_string())),
+                    [row] => refusals.push(refusal(table, row, &super::describe(&err))),
                     _ => {
                         let (left, right) = part.split_at(part.len() / 2);
                         pending.push(right);

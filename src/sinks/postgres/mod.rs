@@ -13,6 +13,7 @@
 mod encode;
 mod load;
 mod schema;
+mod tls;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,8 @@ pub enum SinkError {
          upgrade hookhouse"
     )]
     SchemaTooNew { found: i32, known: usize },
+    #[error("TLS to PostgreSQL: {0}")]
+    Tls(#[from] tls::TlsSetupError),
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the spool's writer: {0}")]
@@ -50,11 +53,20 @@ pub enum SinkError {
 }
 
 /// tokio-postgres shows "db error" for a server error; the server's message is what helps.
-fn describe(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => err.to_string(),
+/// Its DETAIL is left out: it can quote a row's values. For other errors the causes are
+/// added, since "error performing TLS handshake" alone does not say what to fix.
+pub(super) fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// Back-off after a failure: doubles from the first step to the cap.
@@ -246,12 +258,14 @@ impl PostgresSink {
         pg.connect_timeout(Duration::from_secs(5))
             .keepalives_idle(Duration::from_secs(30))
             .application_name("hookhouse");
-        let (client, connection) = pg.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "PostgreSQL connection closed");
-            }
-        });
+        if !self.config.tls {
+            let (client, connection) = pg.connect(NoTls).await?;
+            tokio::spawn(watch_connection(connection));
+            return Ok(client);
+        }
+        let connector = tls::connector(self.config.ca_file.as_deref())?;
+        let (client, connection) = pg.connect(connector).await?;
+        tokio::spawn(watch_connection(connection));
         Ok(client)
     }
 
@@ -368,6 +382,17 @@ impl PostgresSink {
             Ok(None) => {}
             Err(err) => tracing::debug!(error = %err, "could not measure the sink's lag"),
         }
+    }
+}
+
+/// Drives a connection until it closes; the client's next call then reports why.
+async fn watch_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(err) = connection.await {
+        tracing::debug!(error = %err, "PostgreSQL connection closed");
     }
 }
 
