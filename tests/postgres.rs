@@ -194,6 +194,22 @@ async fn redelivery_and_a_reload_after_a_crash_leave_no_duplicate() {
         .unwrap()
         .get(0);
     assert_eq!(distinct, 20);
+
+    // PostgreSQL's own progress marks lost as well (a restore from an older backup, say): the
+    // sink tries the straight COPY, meets the rows already there, and merges instead.
+    let data_dir = app.stop().await.unwrap();
+    let store = rusqlite::Connection::open(data_dir.path().join("hookhouse.db")).unwrap();
+    store.execute("UPDATE sink_cursors SET position = 0", []).unwrap();
+    drop(store);
+    pg.client
+        .batch_execute(&format!("UPDATE {}.load_progress SET seq = 0", pg.schema))
+        .await
+        .unwrap();
+    let app = spawn_app_in(data_dir, |config| pg.configure(config, &url)).await;
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("raw_requests").await, 61);
+    assert_eq!(pg.count("events").await, 20);
+    assert_eq!(pg.count("failed_events").await, 1);
     app.stop().await.unwrap();
     pg.drop_schema().await;
 }
@@ -383,8 +399,51 @@ async fn a_replay_reaches_postgres_too() {
     assert_eq!(pg.count("events WHERE city = 'stale'").await, 0);
     assert_eq!(pg.count("events WHERE city = 'Paris'").await, 30);
     assert_eq!(pg.count("raw_requests").await, 30);
+
+    // A replay of only a resend: the event keeps the earlier request as its `raw_seq`, and
+    // PostgreSQL's copy is corrected all the same.
+    let first = app.post_webhook(&email_open("replay-resent")).await.json::<Value>().await.unwrap();
+    let resend =
+        app.post_webhook(&email_open("replay-resent")).await.json::<Value>().await.unwrap();
+    wait_caught_up(&app).await;
+    let stale = format!(
+        "UPDATE {}.events SET city = 'stale' WHERE message_id = 'replay-resent'",
+        pg.schema
+    );
+    pg.client.batch_execute(&stale).await.unwrap();
+    let resend_seq = resend["seq"].as_i64().unwrap();
+    assert!(resend_seq > first["seq"].as_i64().unwrap());
+    replay(&app, Selection::Seqs(resend_seq, resend_seq)).await;
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("events WHERE message_id = 'replay-resent' AND city = 'Paris'").await, 1);
+
+    // A request whose event the current version can no longer read (here: its stored body
+    // damaged): after a replay the event is gone from both stores and the failure is in both.
+    let gone = app.post_webhook(&email_open("replay-gone")).await.json::<Value>().await.unwrap();
+    let gone_seq = gone["seq"].as_i64().unwrap();
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("events WHERE message_id = 'replay-gone'").await, 1);
+    let store = rusqlite::Connection::open(app.db_path()).unwrap();
+    store.execute("UPDATE raw_requests SET body = x'7b7b' WHERE seq = ?1", [gone_seq]).unwrap();
+    drop(store);
+    replay(&app, Selection::Seqs(gone_seq, gone_seq)).await;
+    wait_caught_up(&app).await;
+    assert_eq!(app.count("SELECT count(*) FROM events WHERE message_id = 'replay-gone'"), 0);
+    assert_eq!(pg.count("events WHERE message_id = 'replay-gone'").await, 0);
+    let failures = format!("failed_events WHERE raw_seq = {gone_seq} AND sink IS NULL");
+    assert_eq!(pg.count(&failures).await, 1);
     app.stop().await.unwrap();
     pg.drop_schema().await;
+}
+
+async fn replay(app: &TestApp, selection: Selection) {
+    let db = app.db_path();
+    tokio::task::spawn_blocking(move || {
+        hookhouse::spool::replay(&db, &selection, &Default::default(), |_, _| {})
+    })
+    .await
+    .unwrap()
+    .unwrap();
 }
 
 #[tokio::test]

@@ -129,7 +129,8 @@ fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<Pos
     })
 }
 
-/// A name safe to splice into SQL unquoted: PostgreSQL folds unquoted names to lower case.
+/// Lower case only, so that the name hookhouse quotes is the one users type unquoted (which
+/// PostgreSQL folds to lower case); and nothing that quoting would have to escape.
 fn is_identifier(name: &str) -> bool {
     (1..=63).contains(&name.len())
         && !name.starts_with(|c: char| c.is_ascii_digit())

@@ -135,9 +135,26 @@ impl Spool {
     /// returns what it returned. Through the writer, because a separate connection would wait
     /// for the write lock behind the request stream, polling, for up to half a second under
     /// load; here it costs a savepoint. An error rolls back only this write.
+    ///
+    /// A full queue makes it wait for room rather than fail: the sink's load is already
+    /// committed, and only this write stands between it and the next batch.
     pub async fn write_for_sink(&self, write: SinkWrite) -> Result<bool, SpoolError> {
         let (reply, done) = oneshot::channel();
-        self.send(writer::Job::Sink(writer::SinkJob { write: Some(write), reply }))?;
+        let mut job = writer::Job::Sink(writer::SinkJob { write: Some(write), reply });
+        loop {
+            self.shared.queued.fetch_add(1, Ordering::Relaxed);
+            match self.queue.try_send(job) {
+                Ok(()) => break,
+                Err(err) => {
+                    self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                    match err {
+                        TrySendError::Full(unsent) => job = unsent,
+                        TrySendError::Disconnected(_) => return Err(SpoolError::Closed),
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         done.await.unwrap_or(Err(SpoolError::Closed))
     }
 

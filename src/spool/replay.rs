@@ -197,6 +197,8 @@ fn write_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut inserts = Inserts::new(&tx, OnConflict::Update);
+    // The lowest request whose rows this batch changes: the sinks must load again from there.
+    let mut lowest = batch.first().map_or(i64::MAX, |(seq, _, _)| *seq);
     for ((seq, _, request), outcome) in batch.iter().zip(outcomes) {
         let failures_before: i64 = tx.query_row(
             "SELECT count(*) FROM failed_events WHERE raw_seq = ?1 AND sink IS NULL",
@@ -217,6 +219,16 @@ fn write_batch(
             method: &request.method,
         };
         inserts.write(&row, &outcome)?;
+        // An event first carried by an earlier request keeps that request's `raw_seq`, below
+        // this batch, and was updated in place.
+        for event in &outcome.events {
+            let carrier: i64 = tx.query_row(
+                "SELECT raw_seq FROM events WHERE event_id = ?1",
+                [event.event_id.as_str()],
+                |r| r.get(0),
+            )?;
+            lowest = lowest.min(carrier);
+        }
         report.requests += 1;
         report.events += outcome.events.len() as u64;
         report.journey_calls += outcome.journey_calls.len() as u64;
@@ -224,9 +236,9 @@ fn write_batch(
         report.failures_after += outcome.failures.len() as u64;
     }
     drop(inserts);
-    if let Some((first, _, _)) = batch.first() {
-        // The sinks that already loaded these requests hold the old rows: send them back.
-        cursor::rewind_all(&tx, *first)?;
+    if lowest != i64::MAX {
+        // The sinks that already loaded these rows hold the old ones: send them back.
+        cursor::rewind_all(&tx, lowest)?;
     }
     tx.commit()?;
     Ok(())

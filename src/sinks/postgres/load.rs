@@ -22,7 +22,7 @@ use tokio_postgres::{Client, Transaction};
 use super::SinkError;
 use super::encode::pg_type;
 use crate::sinks::batch::{Batch, Cell, Row};
-use crate::sinks::columns::{EVENTS, FAILED_EVENTS, JOURNEY_CALLS, RAW_REQUESTS, Table};
+use crate::sinks::columns::{EVENTS, FAILED_EVENTS, JOURNEY_CALLS, Kind, RAW_REQUESTS, Table};
 
 /// The name this sink records its refusals under.
 pub(super) const SINK_NAME: &str = "postgres";
@@ -122,6 +122,9 @@ pub(super) async fn load(
     }
     let tx = client.transaction().await?;
     replace_failures(&tx, schema, batch, &refusals).await?;
+    for (table, rows) in &parts {
+        delete_stale(&tx, schema, table, rows, batch).await?;
+    }
     for mark in [REQUESTS, EVENTS_MARK] {
         lock_progress(&tx, schema, mark).await?;
         set_progress(&tx, schema, mark, batch.through).await?;
@@ -151,7 +154,7 @@ async fn load_part(
         if batch.after < lock_progress(&tx, schema, mark).await? {
             path = Path::Staged;
         }
-        match load_parts(&tx, schema, parts, path).await {
+        match load_parts(&tx, schema, parts, path, batch).await {
             Ok(()) => {
                 if mark == REQUESTS {
                     replace_failures(&tx, schema, batch, refusals).await?;
@@ -182,9 +185,52 @@ async fn load_parts(
     schema: &str,
     parts: &[(&Table, Vec<&Row>)],
     path: Path,
+    batch: &Batch,
 ) -> Result<(), tokio_postgres::Error> {
     for (table, rows) in parts {
         load_rows(tx, schema, table, rows, path).await?;
+        if path == Path::Staged {
+            delete_stale(tx, schema, table, rows, batch).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the rows of the batch's requests that are no longer in the batch: a replay turned
+/// them into something else (an event into a failure, say). Only for a batch loaded before.
+async fn delete_stale(
+    tx: &Transaction<'_>,
+    schema: &str,
+    table: &Table,
+    rows: &[&Row],
+    batch: &Batch,
+) -> Result<(), tokio_postgres::Error> {
+    let Merge::Update { key, .. } = merge_of(table) else { return Ok(()) };
+    let Some(index) = table.position(key) else { return Ok(()) };
+    let seq = table.seq_column;
+    let sql = format!(
+        "DELETE FROM {schema}.{name} WHERE {seq} > $1 AND {seq} <= $2 AND NOT ({key} = ANY($3))",
+        name = table.name
+    );
+    let (after, through) = (&batch.after, &batch.through);
+    if table.columns[index].kind == Kind::Text {
+        let keys: Vec<&str> = rows
+            .iter()
+            .filter_map(|row| match row.cells.get(index) {
+                Some(Cell::Text(key)) => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        tx.execute(&sql, &[after, through, &keys]).await?;
+    } else {
+        let keys: Vec<i64> = rows
+            .iter()
+            .filter_map(|row| match row.cells.get(index) {
+                Some(Cell::Int(key)) => Some(*key),
+                _ => None,
+            })
+            .collect();
+        tx.execute(&sql, &[after, through, &keys]).await?;
     }
     Ok(())
 }
@@ -383,13 +429,24 @@ fn refusal_row(refusal: &Refusal) -> Row {
 }
 
 /// A failure row with NUL characters (which PostgreSQL text cannot hold) replaced.
+/// A stored value that could not be read (NULL here) gets a stand-in where the column needs
+/// one, since a failure that cannot load would hold back its batch for ever.
 fn storable_failure(row: &Row) -> Row {
-    let cells = row
-        .cells
+    let cells = FAILED_EVENTS
+        .columns
         .iter()
-        .map(|cell| match cell {
-            Cell::Text(text) if text.contains('\0') => Cell::Text(text.replace('\0', "\u{FFFD}")),
-            other => other.clone(),
+        .zip(&row.cells)
+        .map(|(column, cell)| match (column.name, cell) {
+            (_, Cell::Text(text)) if text.contains('\0') => {
+                Cell::Text(text.replace('\0', "\u{FFFD}"))
+            }
+            ("raw_seq", Cell::Null) => Cell::Int(row.seq),
+            ("received_at", Cell::Null) => Cell::Time(Utc::now()),
+            ("stage" | "reason", Cell::Null) => Cell::Text(
+                row.problem.clone().unwrap_or_else(|| "unreadable in the spool".to_owned()),
+            ),
+            ("body", Cell::Null) => Cell::Bytes(Vec::new()),
+            (_, other) => other.clone(),
         })
         .collect();
     Row { seq: row.seq, cells, problem: None }

@@ -79,7 +79,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// much more lag. Under load this, not the batch size, sets the batch size.
 const LINGER: Duration = Duration::from_millis(200);
 /// The longest one batch may take in PostgreSQL before the connection is given up.
-const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Generous, since splitting out refused rows can take many transactions; a dead connection is
+/// noticed sooner by TCP keepalives and the TCP user timeout.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often the sink logs its lag.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How often the lag gauges of `/metrics` are refreshed.
@@ -236,12 +238,13 @@ impl PostgresSink {
         if self.client.as_ref().is_none_or(Connections::is_closed) {
             self.client = Some(self.connect().await?);
         }
+        let schema = self.schema_sql();
         let client = self.client.as_mut().ok_or(SinkError::Reader)?;
-        load::load(client, &self.config.schema, batch).await
+        load::load(client, &schema, batch).await
     }
 
     async fn connect(&self) -> Result<Connections, SinkError> {
-        let schema = &self.config.schema;
+        let schema = &self.schema_sql();
         let mut requests = self.open_connection().await?;
         schema::migrate(&mut requests, schema).await?;
         let events = self.open_connection().await?;
@@ -253,10 +256,19 @@ impl PostgresSink {
         Ok(Connections { requests, events })
     }
 
+    /// The schema as SQL: quoted, so a name PostgreSQL reserves (`user`, `order`) still works.
+    /// Configuration allows only a-z, 0-9 and `_`, so quoting needs no escaping.
+    fn schema_sql(&self) -> String {
+        format!("\"{}\"", self.config.schema)
+    }
+
     async fn open_connection(&self) -> Result<Client, SinkError> {
         let mut pg: tokio_postgres::Config = self.config.url.expose_secret().parse()?;
         pg.connect_timeout(Duration::from_secs(5))
-            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_idle(Duration::from_secs(15))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(30))
             .application_name("hookhouse");
         if !self.config.tls {
             let (client, connection) = pg.connect(NoTls).await?;
@@ -305,7 +317,12 @@ impl PostgresSink {
         let mut last_report = Instant::now();
         let mut last_gauge = Instant::now();
         while !*stop.borrow() {
-            let pause = match self.step().await {
+            // Stopping drops a load in flight: safe, the cursor moves only after a commit.
+            let step = tokio::select! {
+                step = self.step() => step,
+                _ = stop.changed() => break,
+            };
+            let pause = match step {
                 Ok(Step::Loaded { events, refused, .. }) => {
                     if failing {
                         tracing::info!("PostgreSQL sink recovered; catching up");
