@@ -506,3 +506,36 @@ async fn loads_over_tls_with_the_certificate_verified() {
     app.stop().await.unwrap();
     pg.drop_schema().await;
 }
+
+#[tokio::test]
+async fn a_schema_loaded_from_one_store_refuses_another() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "owner").await;
+    let first = spawn_app_with(|config| pg.configure(config, &url)).await;
+    assert_eq!(first.post_webhook(&email_open("first-store")).await.status(), 200);
+    wait_caught_up(&first).await;
+
+    // Another store's `seq` 1 is not this one's: loading it would overwrite rows.
+    let second = spawn_app_with(|config| pg.configure(config, &url)).await;
+    assert_eq!(second.post_webhook(&email_open("second-store")).await.status(), 200);
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    let error = loop {
+        let error: Option<String> = second
+            .db()
+            .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or(None);
+        if let Some(error) = error {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "a second store was let in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(error.contains("another hookhouse store"), "{error}");
+    assert_eq!(pg.count("events").await, 1);
+    assert_eq!(pg.count("events WHERE message_id = 'first-store'").await, 1);
+    second.stop().await.unwrap();
+    first.stop().await.unwrap();
+    pg.drop_schema().await;
+}

@@ -126,6 +126,14 @@ const MIGRATIONS: &[&str] = &[
     -- 1: its events hold keyed digests of personal fields; replay needs the source's key.
     ALTER TABLE raw_requests ADD COLUMN pseudonymised INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: the store's identity, so that a warehouse loaded from it can tell it from another.
+    r#"
+    CREATE TABLE spool_identity (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        id       TEXT    NOT NULL
+    );
+    INSERT INTO spool_identity (only_row, id) VALUES (1, lower(hex(randomblob(16))));
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -44,6 +44,11 @@ pub enum SinkError {
     SchemaTooNew { found: i32, known: usize },
     #[error("TLS to PostgreSQL: {0}")]
     Tls(#[from] tls::TlsSetupError),
+    #[error(
+        "PostgreSQL schema {schema} is loaded from another hookhouse store (id {owner}); give \
+         this store a schema of its own with `sinks.postgres.schema`"
+    )]
+    OtherStore { schema: String, owner: String },
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the spool's writer: {0}")]
@@ -246,7 +251,14 @@ impl PostgresSink {
     async fn connect(&self) -> Result<Connections, SinkError> {
         let schema = &self.schema_sql();
         let mut requests = self.open_connection().await?;
-        schema::migrate(&mut requests, schema).await?;
+        let spool_id = self
+            .with_spool(|conn| {
+                Ok(conn.query_row("SELECT id FROM spool_identity", [], |row| {
+                    row.get::<_, String>(0)
+                })?)
+            })
+            .await?;
+        schema::migrate(&mut requests, schema, &spool_id).await?;
         let events = self.open_connection().await?;
         for client in [&requests, &events] {
             load::create_staging(client, schema).await?;

@@ -1,6 +1,8 @@
 //! The PostgreSQL tables: numbered migrations recorded in `{schema}.schema_migrations`, applied
-//! at every connect under an advisory lock (so two hookhouse processes never race), then the
-//! event views. A migration is never edited once released; a change is a new one.
+//! at every connect under an advisory lock (so two processes starting at once, during a
+//! redeploy say, never race), then the event views. A migration is never edited once
+//! released; a change is a new one. A schema is loaded from one hookhouse store only
+//! (`loaded_from`): `seq` numbers mean something within one store.
 //!
 //! Types are PostgreSQL's own: `timestamptz` for instants, `bigint` for Iterable's ids, `jsonb`
 //! for `dataFields` and lists, `bytea` for bodies. `ip` is `text`: a pseudonymised source
@@ -117,11 +119,20 @@ const MIGRATIONS: &[&str] = &[
         seq          bigint      NOT NULL
     );
     INSERT INTO {schema}.load_progress (part, seq) VALUES ('requests', 0), ('events', 0);
+    -- The hookhouse store this schema is loaded from: `seq` means something only within one.
+    CREATE TABLE {schema}.loaded_from (
+        spool_id         text        PRIMARY KEY,
+        first_loaded_at  timestamptz NOT NULL DEFAULT now()
+    );
     "#,
 ];
 
 /// Brings `schema` to the newest version and (re)creates the event views.
-pub(super) async fn migrate(client: &mut Client, schema: &str) -> Result<(), SinkError> {
+pub(super) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    spool_id: &str,
+) -> Result<(), SinkError> {
     let tx = client.transaction().await?;
     // One process migrates at a time; the others wait here, then find nothing to do.
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("hookhouse:{schema}")])
@@ -164,6 +175,20 @@ pub(super) async fn migrate(client: &mut Client, schema: &str) -> Result<(), Sin
         ));
     }
     tx.batch_execute(&views).await?;
+    // The first store to load the schema claims it; another store's `seq` would collide.
+    tx.execute(
+        &format!(
+            "INSERT INTO {schema}.loaded_from (spool_id) SELECT $1 \
+             WHERE NOT EXISTS (SELECT 1 FROM {schema}.loaded_from)"
+        ),
+        &[&spool_id],
+    )
+    .await?;
+    let owner: String =
+        tx.query_one(&format!("SELECT spool_id FROM {schema}.loaded_from"), &[]).await?.get(0);
+    if owner != spool_id {
+        return Err(SinkError::OtherStore { schema: schema.to_owned(), owner });
+    }
     tx.commit().await?;
     Ok(())
 }
