@@ -65,21 +65,7 @@ async fn https_serves_http1_and_http2_and_stores_the_request() {
 #[tokio::test]
 async fn sighup_reloads_the_certificate_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (files, first) = write_certificate(dir.path());
-    let config = dir.path().join("hookhouse.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server.tls]\ncert = '{}'\nkey = '{}'\n",
-            files.cert.display(),
-            files.key.display()
-        ),
-    )
-    .unwrap();
-    let mut command = process::serve(&dir.path().join("data"));
-    command.arg("--config").arg(&config);
-    let mut server = process::Server::start(command).await;
-    let port = server.addr().rsplit(':').next().unwrap().to_owned();
+    let (mut server, port, first) = serve_https(dir.path()).await;
     let health = format!("https://localhost:{port}/healthz");
     assert_eq!(client(&first, true).get(&health).send().await.unwrap().status(), 200);
 
@@ -126,21 +112,7 @@ async fn https_connections_beyond_the_limit_wait_until_one_closes() {
 #[tokio::test]
 async fn sighup_keeps_an_open_http2_connection_working() {
     let dir = tempfile::tempdir().unwrap();
-    let (files, first) = write_certificate(dir.path());
-    let config = dir.path().join("hookhouse.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server.tls]\ncert = '{}'\nkey = '{}'\n",
-            files.cert.display(),
-            files.key.display()
-        ),
-    )
-    .unwrap();
-    let mut command = process::serve(&dir.path().join("data"));
-    command.arg("--config").arg(&config);
-    let mut server = process::Server::start(command).await;
-    let port = server.addr().rsplit(':').next().unwrap().to_owned();
+    let (mut server, port, first) = serve_https(dir.path()).await;
     let url = format!("https://localhost:{port}/iterable/default");
     let post = |client: &reqwest::Client, message: &str| {
         client
@@ -171,4 +143,25 @@ async fn sighup_keeps_an_open_http2_connection_working() {
     server.terminate().await;
     let status = server.wait_exit(process::PROCESS_DEADLINE).await;
     assert!(status.success(), "{status}\n{}", server.output());
+}
+
+/// A child `hookhouse serve` on HTTPS with a fresh certificate in `dir`: the server, its port,
+/// and the certificate (PEM) a client must trust.
+async fn serve_https(dir: &std::path::Path) -> (process::Server, String, String) {
+    let (files, certificate) = write_certificate(dir);
+    let config = dir.join("hookhouse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server.tls]\ncert = '{}'\nkey = '{}'\n",
+            files.cert.display(),
+            files.key.display()
+        ),
+    )
+    .unwrap();
+    let mut command = process::serve(&dir.join("data"));
+    command.arg("--config").arg(&config);
+    let server = process::Server::start(command).await;
+    let port = server.addr().rsplit(':').next().unwrap().to_owned();
+    (server, port, certificate)
 }
