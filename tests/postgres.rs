@@ -286,7 +286,14 @@ async fn an_outage_delays_events_and_loses_none() {
     let proxy = Proxy::start(format!("{host}:{port}")).await;
     let user = parsed.get_user().unwrap_or("postgres");
     let db = parsed.get_dbname().unwrap_or("postgres");
-    let via_proxy = format!("postgres://{user}@127.0.0.1:{}/{db}", proxy.port);
+    // The same credentials, through the proxy.
+    let password = parsed
+        .get_password()
+        .map(|password| {
+            format!(":{}", form_urlencoded::byte_serialize(password).collect::<String>())
+        })
+        .unwrap_or_default();
+    let via_proxy = format!("postgres://{user}{password}@127.0.0.1:{}/{db}", proxy.port);
     let app = spawn_app_with(|config| pg.configure(config, &via_proxy)).await;
 
     for i in 0..50 {
