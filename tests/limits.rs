@@ -3,6 +3,7 @@
 //! `server.max_connections` wait.
 
 mod common;
+mod process;
 
 use std::time::{Duration, Instant};
 
@@ -78,4 +79,29 @@ async fn plain_http_disconnects_a_client_slow_to_send_its_headers() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_are_logged_without_flooding_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = process::serve(&dir.path().join("data"));
+    command.env("HOOKHOUSE_SERVER__MAX_BODY_BYTES", "100");
+    let server = process::Server::start(command).await;
+    let client = reqwest::Client::new();
+    // A burst of the same refusal: the first is logged at once, the rest are counted.
+    for _ in 0..50 {
+        let response = client
+            .post(server.url("/iterable/default"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"eventName":"emailOpen","pad":"{}"}}"#, "x".repeat(200)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413);
+    }
+    server.wait_for_output("request refused").await;
+    let output = server.output();
+    let lines = output.lines().filter(|line| line.contains("request refused")).count();
+    assert!((1..10).contains(&lines), "{lines} lines for 50 refusals:\n{output}");
+    assert!(output.contains("too_large"), "{output}");
 }

@@ -103,6 +103,7 @@ fn counted(state: &AppState, source: &str, err: ReceiveError) -> ReceiveError {
         state.metrics.unstored(source);
     } else {
         state.metrics.refused(source, err.reason());
+        state.refusal_log.note(source, &err);
     }
     err
 }

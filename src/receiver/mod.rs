@@ -8,6 +8,7 @@ pub mod connection_limit;
 mod error;
 mod handlers;
 mod rate_limit;
+mod refusal_log;
 mod request;
 mod secret_urls;
 
@@ -36,6 +37,7 @@ pub struct AppState {
     rate_limits: HashMap<String, RateLimit>,
     secret_urls: Arc<SecretUrls>,
     pub metrics: Metrics,
+    refusal_log: refusal_log::RefusalLog,
 }
 
 impl AppState {
@@ -47,7 +49,8 @@ impl AppState {
             .collect();
         let secret_urls = SecretUrls::start(config.store.db_path());
         let metrics = Metrics::new(&config.sources);
-        AppState { config, spool, rate_limits, secret_urls, metrics }
+        let refusal_log = refusal_log::RefusalLog::default();
+        AppState { config, spool, rate_limits, secret_urls, metrics, refusal_log }
     }
 }
 
