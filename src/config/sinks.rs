@@ -81,25 +81,28 @@ pub(super) fn resolve(raw: &RawSinks, problems: &mut Vec<String>) -> SinksConfig
 }
 
 fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<PostgresConfig> {
-    let url = super::secret::resolve("`sinks.postgres.url`", &raw.url, problems)?;
-    let tls = match tokio_postgres::Config::from_str(url.expose_secret()) {
-        Ok(parsed) => parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require,
-        // The parser's message can quote the string, password included: keep only its kind.
-        Err(_) => {
-            problems.push(
-                "`sinks.postgres.url` is not a PostgreSQL connection string such as \
-                 `postgres://user@host:5432/db`"
-                    .to_owned(),
-            );
-            false
+    // Resolved first, but the other keys are checked even when it fails: every problem at once.
+    let url = super::secret::resolve("`sinks.postgres.url`", &raw.url, problems);
+    let tls = url.as_ref().is_some_and(|url| {
+        match tokio_postgres::Config::from_str(url.expose_secret()) {
+            Ok(parsed) => parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require,
+            // The parser's message can quote the string, password included: keep its kind only.
+            Err(_) => {
+                problems.push(
+                    "`sinks.postgres.url` is not a PostgreSQL connection string such as \
+                     `postgres://user@host:5432/db`"
+                        .to_owned(),
+                );
+                false
+            }
         }
-    };
+    });
     if let Some(ca_file) = &raw.ca_file {
         if !ca_file.is_file() {
             problems
                 .push(format!("`sinks.postgres.ca_file`: `{}` is not a file", ca_file.display()));
         }
-        if !tls {
+        if url.is_some() && !tls {
             problems.push(
                 "`sinks.postgres.ca_file` is only used with TLS: add `sslmode=require` to the url"
                     .to_owned(),
@@ -121,7 +124,7 @@ fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<Pos
         ));
     }
     Some(PostgresConfig {
-        url,
+        url: url?,
         schema: raw.schema.clone(),
         batch_size: batch_size.unwrap_or(NonZeroUsize::MIN),
         tls,
@@ -163,6 +166,16 @@ mod tests {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_unset_url_variable_does_not_hide_the_other_problems() {
+        let mut problems = Vec::new();
+        resolve(&raw("env:HOOKHOUSE_TEST_UNSET_PG_URL", "Bad", 0), &mut problems);
+        let text = problems.join("\n");
+        for needle in ["HOOKHOUSE_TEST_UNSET_PG_URL", "`Bad`", "batch_size"] {
+            assert!(text.contains(needle), "missing {needle} in {text}");
+        }
     }
 
     #[test]
