@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{TestApp, email_open, fixtures, spawn_app_in, spawn_app_with};
+use common::{TestApp, email_open, fixtures, spawn_app, spawn_app_in, spawn_app_with};
 use hookhouse::sinks::columns::{EVENTS, Kind};
 use hookhouse::spool::Selection;
 use pg::{URL_VARIABLE, Warehouse, database_url};
@@ -351,31 +351,45 @@ async fn an_outage_delays_events_and_loses_none() {
 async fn a_value_postgres_refuses_is_kept_as_a_failure_and_the_rest_loads() {
     let Some(url) = database_url() else { return };
     let pg = Warehouse::new(&url, "refused").await;
-    let app = spawn_app_with(|config| pg.configure(config, &url)).await;
-    // SQLite keeps a NUL character in text; PostgreSQL's text and jsonb cannot hold one.
-    let refused = email_open("refused").replace("Paris", "Par\\u0000is");
-    for i in 0..10 {
+    // Stored first with no sink, so that the sink later meets them all in one batch.
+    let app = spawn_app().await;
+    // SQLite keeps a NUL character in text; PostgreSQL's text and jsonb cannot hold one: one
+    // in a promoted column (and `data`), one in `data` alone.
+    let in_column = email_open("refused-column").replace("Paris", "Par\\u0000is");
+    let in_data = email_open("refused-data").replace(r#""city""#, r#""note":"a\u0000b","city""#);
+    for i in 0..20 {
         assert_eq!(app.post_webhook(&email_open(&format!("fine-{i}"))).await.status(), 200);
-        if i == 4 {
-            assert_eq!(app.post_webhook(&refused).await.status(), 200);
+        match i {
+            4 => assert_eq!(app.post_webhook(&in_column).await.status(), 200),
+            13 => assert_eq!(app.post_webhook(&in_data).await.status(), 200),
+            _ => {}
         }
     }
+    let data_dir = app.stop().await.unwrap();
+    let app = spawn_app_in(data_dir, |config| pg.configure(config, &url)).await;
     wait_caught_up(&app).await;
-    assert_eq!(app.count("SELECT count(*) FROM events"), 11);
-    assert_eq!(pg.count("events").await, 10, "the rest of the batch is loaded");
-    assert_eq!(pg.count("events WHERE message_id = 'refused'").await, 0);
-    let (stage, reason, body): (String, String, Vec<u8>) = app
-        .db()
-        .query_row(
-            "SELECT stage, reason, body FROM failed_events WHERE sink = 'postgres'",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
+    assert_eq!(app.count("SELECT count(*) FROM events"), 22);
+    assert_eq!(pg.count("events").await, 20, "the rest of the batch is loaded");
+    assert_eq!(pg.count("events WHERE message_id LIKE 'refused%'").await, 0);
+    assert_eq!(pg.count("raw_requests").await, 22, "their requests load");
+    let db = app.db();
+    let mut statement = db
+        .prepare("SELECT stage, reason, body FROM failed_events WHERE sink = 'postgres' ORDER BY raw_seq")
         .unwrap();
-    assert_eq!(stage, "load");
-    assert!(reason.contains("events"), "{reason}");
-    assert!(String::from_utf8_lossy(&body).contains("refused"), "the refused row is kept");
-    assert_eq!(pg.count("failed_events WHERE sink = 'postgres' AND stage = 'load'").await, 1);
+    let refusals: Vec<(String, String, Vec<u8>)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    for ((stage, reason, body), id) in refusals.iter().zip(["refused-column", "refused-data"]) {
+        assert_eq!(stage, "load");
+        assert!(reason.contains("events"), "{reason}");
+        assert!(String::from_utf8_lossy(body).contains(id), "the refused row is kept");
+    }
+    drop(statement);
+    drop(db);
+    assert_eq!(pg.count("failed_events WHERE sink = 'postgres' AND stage = 'load'").await, 2);
     app.stop().await.unwrap();
     pg.drop_schema().await;
 }

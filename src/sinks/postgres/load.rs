@@ -9,8 +9,9 @@
 //!   by `event_id`. A batch's failures replace those already loaded for its requests.
 //!
 //! A value PostgreSQL refuses (a NUL character in text, an index entry too large, ...) fails
-//! the whole COPY. The batch is then loaded again table by table, halving the part that fails
-//! until the refused rows are alone; they become refusals and everything else loads.
+//! the whole COPY. The batch is then loaded again in one transaction, table by table, each
+//! piece in a savepoint, halving the pieces that fail until the refused rows are alone; they
+//! become refusals and everything else loads, with one commit.
 
 use chrono::{DateTime, Utc};
 use futures_util::pin_mut;
@@ -100,27 +101,30 @@ pub(super) async fn load(
         _ => {}
     }
 
-    // Something was refused: find it, committing every piece that loads on its own.
-    let client = &mut connections.requests;
+    // Something was refused: load the batch again in one transaction, each piece in a
+    // savepoint, halving the pieces that fail until the refused rows are alone.
+    let mut tx = connections.requests.transaction().await?;
     for (table, rows) in &parts {
         let mut pending: Vec<&[&Row]> = vec![rows];
         while let Some(part) = pending.pop() {
-            let tx = client.transaction().await?;
-            match load_rows(&tx, schema, table, part, Path::Staged).await {
-                Ok(()) => tx.commit().await?,
-                Err(err) if is_refusal(&err) => match part {
-                    [row] => refusals.push(refusal(table, row, &super::describe(&err))),
-                    _ => {
-                        let (left, right) = part.split_at(part.len() / 2);
-                        pending.push(right);
-                        pending.push(left);
+            let piece = tx.savepoint("piece").await?;
+            match load_rows(&piece, schema, table, part, Path::Staged).await {
+                Ok(()) => piece.commit().await?,
+                Err(err) if is_refusal(&err) => {
+                    piece.rollback().await?;
+                    match part {
+                        [row] => refusals.push(refusal(table, row, &super::describe(&err))),
+                        _ => {
+                            let (left, right) = part.split_at(part.len() / 2);
+                            pending.push(right);
+                            pending.push(left);
+                        }
                     }
-                },
+                }
                 Err(err) => return Err(err.into()),
             }
         }
     }
-    let tx = client.transaction().await?;
     replace_failures(&tx, schema, batch, &refusals).await?;
     for (table, rows) in &parts {
         delete_stale(&tx, schema, table, rows, batch).await?;
@@ -304,9 +308,10 @@ async fn load_rows(
             format!("({key}) DO UPDATE SET {}", updates.join(", "))
         }
     };
+    // Emptied at once, not at commit: the split below merges several pieces in one transaction.
     tx.batch_execute(&format!(
         "INSERT INTO {schema}.{name} ({columns}) SELECT {columns} FROM {stage} \
-         ON CONFLICT {conflict}",
+         ON CONFLICT {conflict}; DELETE FROM {stage}",
         name = table.name
     ))
     .await
