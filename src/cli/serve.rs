@@ -38,11 +38,19 @@ fn print_banner(app: &App) {
     let scheme = if config.server.tls.is_some() { "https" } else { "http" };
     let base = format!("{scheme}://{}", app.local_addr());
     let mut text = format!(
-        "hookhouse {} listening on {base}\n  store: {}\n\n  Point Iterable's system webhooks \
-         (Integrations > Webhooks) at:\n",
+        "hookhouse {} listening on {base}\n  store: {}\n",
         env!("CARGO_PKG_VERSION"),
         config.store.db_path().display()
     );
+    if let Some(pg) = &config.sinks.postgres {
+        text.push_str(&format!(
+            "  loading PostgreSQL: {} schema `{}`{} (lag: `hookhouse status`)\n",
+            pg.url_masked(),
+            pg.schema,
+            if pg.tls { " over TLS" } else { "" }
+        ));
+    }
+    text.push_str("\n  Point Iterable's system webhooks (Integrations > Webhooks) at:\n");
     for source in &config.sources {
         text.push_str(&format!("    source `{}`: {base}/iterable/{}\n", source.name, source.name));
     }
@@ -58,6 +66,6 @@ fn print_banner(app: &App) {
              TLS-terminating proxy.\n",
         );
     }
-    text.push_str("  Health: /healthz  Readiness: /readyz\n");
+    text.push_str("  Health: /healthz  Readiness: /readyz  Metrics: /metrics\n");
     println!("{text}");
 }
