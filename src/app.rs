@@ -52,14 +52,18 @@ impl App {
             }
             None => None,
         };
-        let postgres = match &config.sinks.postgres {
-            Some(pg) => Some(
-                PostgresSink::open(pg.clone(), &config.store.db_path(), spool.clone())
-                    .context("failed to start the PostgreSQL sink")?,
-            ),
+        let state = Arc::new(AppState::new(config, spool));
+        let postgres = match &state.config.sinks.postgres {
+            Some(pg) => {
+                let db_path = state.config.store.db_path();
+                let sink =
+                    PostgresSink::open(pg.clone(), &db_path, state.spool.clone(), &state.metrics)
+                        .context("failed to start the PostgreSQL sink")?;
+                Some(sink)
+            }
             None => None,
         };
-        Ok(App { listener, state: Arc::new(AppState::new(config, spool)), writer, tls, postgres })
+        Ok(App { listener, state, writer, tls, postgres })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -86,11 +90,7 @@ impl App {
         let (stop_sinks, sinks_stop) = watch::channel(false);
         let postgres = match postgres {
             Some(sink) => {
-                let metrics = state.metrics.sink("postgres");
-                Some(
-                    sink.spawn(sinks_stop, metrics)
-                        .context("failed to start the PostgreSQL sink")?,
-                )
+                Some(sink.spawn(sinks_stop).context("failed to start the PostgreSQL sink")?)
             }
             None => None,
         };

@@ -16,6 +16,7 @@ use common::{TestApp, email_open, fixtures, spawn_app, spawn_app_in, spawn_app_w
 use hookhouse::sinks::columns::{EVENTS, Kind};
 use hookhouse::spool::Selection;
 use pg::{URL_VARIABLE, Warehouse, database_url};
+use rusqlite::OptionalExtension as _;
 use rusqlite::types::ValueRef;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -255,6 +256,41 @@ impl Proxy {
     }
 }
 
+/// The test database's URL with the same credentials at another host and port.
+fn url_at(url: &str, host: &str, port: u16, query: &str) -> String {
+    let parsed: tokio_postgres::Config = url.parse().unwrap();
+    let user = parsed.get_user().unwrap_or("postgres");
+    let db = parsed.get_dbname().unwrap_or("postgres");
+    let password = parsed
+        .get_password()
+        .map(|password| {
+            format!(":{}", form_urlencoded::byte_serialize(password).collect::<String>())
+        })
+        .unwrap_or_default();
+    format!("postgres://{user}{password}@{host}:{port}/{db}{query}")
+}
+
+/// The sink's last recorded error (none before its cursor exists).
+fn sink_error(app: &TestApp) -> Option<String> {
+    app.db()
+        .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| r.get(0))
+        .optional()
+        .unwrap()
+        .flatten()
+}
+
+/// Waits until the sink records an error and returns it; `never` is the failure message.
+async fn wait_for_sink_error(app: &TestApp, never: &str) -> String {
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    loop {
+        if let Some(error) = sink_error(app) {
+            return error;
+        }
+        assert!(Instant::now() < deadline, "{never}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The value of one series in `/metrics` text, or -1 if it is absent.
 fn metric(text: &str, series: &str) -> f64 {
     text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok()).unwrap_or(-1.0)
@@ -284,16 +320,7 @@ async fn an_outage_delays_events_and_loses_none() {
     };
     let port = parsed.get_ports().first().copied().unwrap_or(5432);
     let proxy = Proxy::start(format!("{host}:{port}")).await;
-    let user = parsed.get_user().unwrap_or("postgres");
-    let db = parsed.get_dbname().unwrap_or("postgres");
-    // The same credentials, through the proxy.
-    let password = parsed
-        .get_password()
-        .map(|password| {
-            format!(":{}", form_urlencoded::byte_serialize(password).collect::<String>())
-        })
-        .unwrap_or_default();
-    let via_proxy = format!("postgres://{user}{password}@127.0.0.1:{}/{db}", proxy.port);
+    let via_proxy = url_at(&url, "127.0.0.1", proxy.port, "");
     let app = spawn_app_with(|config| pg.configure(config, &via_proxy)).await;
 
     for i in 0..50 {
@@ -309,20 +336,7 @@ async fn an_outage_delays_events_and_loses_none() {
     }
     assert_eq!(app.get("/readyz").await.status(), 200, "a sink outage is not unreadiness");
     // The sink notices, keeps its cursor, and says why in the store.
-    let deadline = Instant::now() + LOAD_DEADLINE;
-    loop {
-        let error: Option<String> = app
-            .db()
-            .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        if error.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the outage was never recorded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_sink_error(&app, "the outage was never recorded").await;
     assert_eq!(pg.count("events").await, 50, "nothing loads through a cut connection");
     wait_for_metric(&app, |text| {
         metric(text, r#"hookhouse_sink_failures_total{sink="postgres"}"#) >= 1.0
@@ -333,11 +347,7 @@ async fn an_outage_delays_events_and_loses_none() {
     proxy.restore();
     wait_caught_up(&app).await;
     assert_eq!(pg.count("events").await, 350);
-    let error: Option<String> = app
-        .db()
-        .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(error, None, "the error clears once a batch loads");
+    assert_eq!(sink_error(&app), None, "the error clears once a batch loads");
     wait_for_metric(&app, |text| {
         metric(text, r#"hookhouse_sink_loaded_events_total{sink="postgres"}"#) == 350.0
             && metric(text, r#"hookhouse_sink_lag_requests{sink="postgres"}"#) == 0.0
@@ -479,28 +489,13 @@ async fn loads_over_tls_with_the_certificate_verified() {
     };
     let pg = Warehouse::new(&url, "tls").await;
     let parsed: tokio_postgres::Config = url.parse().unwrap();
-    let user = parsed.get_user().unwrap_or("postgres");
-    let db = parsed.get_dbname().unwrap_or("postgres");
     let port = parsed.get_ports().first().copied().unwrap_or(5432);
-    let over_tls = format!("postgres://{user}@localhost:{port}/{db}?sslmode=require");
+    let over_tls = url_at(&url, "localhost", port, "?sslmode=require");
 
     // Without the server's CA the certificate cannot be verified: nothing loads.
     let app = spawn_app_with(|config| pg.configure(config, &over_tls)).await;
     assert_eq!(app.post_webhook(&email_open("tls-refused")).await.status(), 200);
-    let deadline = Instant::now() + LOAD_DEADLINE;
-    let error = loop {
-        let error: Option<String> = app
-            .db()
-            .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| {
-                r.get(0)
-            })
-            .unwrap_or(None);
-        if let Some(error) = error {
-            break error;
-        }
-        assert!(Instant::now() < deadline, "an unverifiable certificate was accepted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let error = wait_for_sink_error(&app, "an unverifiable certificate was accepted").await;
     assert!(error.to_lowercase().contains("certificate"), "{error}");
     let data_dir = app.stop().await.unwrap();
 
@@ -539,20 +534,7 @@ async fn a_schema_loaded_from_one_store_refuses_another() {
     // Another store's `seq` 1 is not this one's: loading it would overwrite rows.
     let second = spawn_app_with(|config| pg.configure(config, &url)).await;
     assert_eq!(second.post_webhook(&email_open("second-store")).await.status(), 200);
-    let deadline = Instant::now() + LOAD_DEADLINE;
-    let error = loop {
-        let error: Option<String> = second
-            .db()
-            .query_row("SELECT last_error FROM sink_cursors WHERE sink = 'postgres'", [], |r| {
-                r.get(0)
-            })
-            .unwrap_or(None);
-        if let Some(error) = error {
-            break error;
-        }
-        assert!(Instant::now() < deadline, "a second store was let in");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let error = wait_for_sink_error(&second, "a second store was let in").await;
     assert!(error.contains("another hookhouse store"), "{error}");
     assert_eq!(pg.count("events").await, 1);
     assert_eq!(pg.count("events WHERE message_id = 'first-store'").await, 1);

@@ -33,9 +33,43 @@ pub struct Table {
     pub columns: &'static [Column],
     /// The column holding the `raw_requests.seq` a row belongs to, which cursors move along.
     pub seq_column: &'static str,
+    /// How a row written again (a resend, a replay, a reload) meets the stored one.
+    pub merge: Merge,
+}
+
+/// How a row meets a stored row with the same key.
+#[derive(Debug, Clone, Copy)]
+pub enum Merge {
+    /// Rows never change once stored: another copy is ignored.
+    Keep { key: &'static str },
+    /// A later version replaces the stored values, except these columns: the identity and the
+    /// first sighting.
+    Update { key: &'static str, kept: &'static [&'static str] },
+    /// No key: a request's rows are replaced together.
+    ByRequest,
 }
 
 impl Table {
+    /// The `ON CONFLICT` clause for writing rows again: `DO NOTHING`, or with `update` (and a
+    /// table whose rows may change) `DO UPDATE SET` every column but the kept ones. `None` for a
+    /// table without a key.
+    pub fn on_conflict(&self, update: bool) -> Option<String> {
+        match self.merge {
+            Merge::Update { key, kept } if update => {
+                let updates: Vec<String> = self
+                    .names()
+                    .filter(|name| !kept.contains(name))
+                    .map(|name| format!("{name} = excluded.{name}"))
+                    .collect();
+                Some(format!("ON CONFLICT ({key}) DO UPDATE SET {}", updates.join(", ")))
+            }
+            Merge::Keep { key } | Merge::Update { key, .. } => {
+                Some(format!("ON CONFLICT ({key}) DO NOTHING"))
+            }
+            Merge::ByRequest => None,
+        }
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &'static str> + Clone + '_ {
         self.columns.iter().map(|column| column.name)
     }
@@ -63,6 +97,7 @@ pub const RAW_REQUESTS: Table = Table {
         col("pseudonymised", Bool),
     ],
     seq_column: "seq",
+    merge: Merge::Keep { key: "seq" },
 };
 
 /// `events`, in the order the SQLite sink inserts them.
@@ -120,6 +155,7 @@ pub const EVENTS: Table = Table {
         col("parse_warnings", Json),
     ],
     seq_column: "raw_seq",
+    merge: Merge::Update { key: "event_id", kept: &["event_id", "raw_seq", "received_at"] },
 };
 
 pub const JOURNEY_CALLS: Table = Table {
@@ -135,6 +171,7 @@ pub const JOURNEY_CALLS: Table = Table {
         col("data", Json),
     ],
     seq_column: "seq",
+    merge: Merge::Update { key: "seq", kept: &["seq"] },
 };
 
 /// `failed_events` without its local `id`: sinks key failures by the request they came from.
@@ -149,4 +186,5 @@ pub const FAILED_EVENTS: Table = Table {
         col("body", Bytes),
     ],
     seq_column: "raw_seq",
+    merge: Merge::ByRequest,
 };

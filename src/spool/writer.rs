@@ -53,6 +53,16 @@ enum Written {
     Sink(Result<bool, String>),
 }
 
+impl Job {
+    /// Answers that nothing of it was stored.
+    fn fail(self) {
+        let _ = match self {
+            Job::Request(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
+            Job::Sink(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
+        };
+    }
+}
+
 /// Joins the writer once every [`super::Spool`] handle is dropped and the queue is drained.
 #[derive(Debug)]
 pub struct WriterHandle {
@@ -163,12 +173,8 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, shared: &Shared) {
                     (Job::Sink(job), Written::Sink(result)) => {
                         let _ = job.reply.send(result.map_err(SpoolError::SinkWrite));
                     }
-                    (Job::Request(job), Written::Sink(_)) => {
-                        let _ = job.reply.send(Err(SpoolError::WriteFailed));
-                    }
-                    (Job::Sink(job), Written::Stored(_)) => {
-                        let _ = job.reply.send(Err(SpoolError::WriteFailed));
-                    }
+                    // `write_batch` gives one result per job, in order: not reached.
+                    (job, _) => job.fail(),
                 }
             }
         }
@@ -179,12 +185,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, shared: &Shared) {
                 requests = batch.len(),
                 "failed to commit to the store; answering 503 so the senders retry"
             );
-            for job in batch.drain(..) {
-                let _ = match job {
-                    Job::Request(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
-                    Job::Sink(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
-                };
-            }
+            batch.drain(..).for_each(Job::fail);
         }
     }
 }

@@ -23,7 +23,9 @@ use tokio_postgres::{Client, Transaction};
 use super::SinkError;
 use super::encode::pg_type;
 use crate::sinks::batch::{Batch, Cell, Row};
-use crate::sinks::columns::{EVENTS, FAILED_EVENTS, JOURNEY_CALLS, Kind, RAW_REQUESTS, Table};
+use crate::sinks::columns::{
+    EVENTS, FAILED_EVENTS, JOURNEY_CALLS, Kind, Merge, RAW_REQUESTS, Table,
+};
 
 /// The name this sink records its refusals under.
 pub(super) const SINK_NAME: &str = "postgres";
@@ -36,25 +38,6 @@ pub(crate) struct Refusal {
     pub(crate) reason: String,
     /// The refused row as JSON (a request's own body for `raw_requests`).
     pub(crate) body: Vec<u8>,
-}
-
-/// How the rows of a table meet the rows already loaded.
-#[derive(Debug, Clone, Copy)]
-enum Merge {
-    /// Keep what is there: a request never changes once stored.
-    Keep(&'static str),
-    /// Take the new values, except these columns, which keep the first sighting.
-    Update { key: &'static str, kept: &'static [&'static str] },
-}
-
-fn merge_of(table: &Table) -> Merge {
-    match table.name {
-        "events" => {
-            Merge::Update { key: "event_id", kept: &["event_id", "raw_seq", "received_at"] }
-        }
-        "journey_calls" => Merge::Update { key: "seq", kept: &["seq"] },
-        _ => Merge::Keep("seq"),
-    }
 }
 
 /// The two connections a batch loads over, side by side: PostgreSQL parses COPY data in one
@@ -209,7 +192,7 @@ async fn delete_stale(
     rows: &[&Row],
     batch: &Batch,
 ) -> Result<(), tokio_postgres::Error> {
-    let Merge::Update { key, .. } = merge_of(table) else { return Ok(()) };
+    let Merge::Update { key, .. } = table.merge else { return Ok(()) };
     let Some(index) = table.position(key) else { return Ok(()) };
     let seq = table.seq_column;
     let sql = format!(
@@ -297,21 +280,12 @@ async fn load_rows(
     let stage = stage_name(table);
     let columns = table.names().collect::<Vec<_>>().join(", ");
     copy(tx, &stage, table, rows).await?;
-    let conflict = match merge_of(table) {
-        Merge::Keep(key) => format!("({key}) DO NOTHING"),
-        Merge::Update { key, kept } => {
-            let updates: Vec<String> = table
-                .names()
-                .filter(|name| !kept.contains(name))
-                .map(|name| format!("{name} = excluded.{name}"))
-                .collect();
-            format!("({key}) DO UPDATE SET {}", updates.join(", "))
-        }
-    };
+    // Staged tables all have a key (failures are replaced by range, never staged).
+    let conflict = table.on_conflict(true).unwrap_or_default();
     // Emptied at once, not at commit: the split below merges several pieces in one transaction.
     tx.batch_execute(&format!(
         "INSERT INTO {schema}.{name} ({columns}) SELECT {columns} FROM {stage} \
-         ON CONFLICT {conflict}; DELETE FROM {stage}",
+         {conflict}; DELETE FROM {stage}",
         name = table.name
     ))
     .await

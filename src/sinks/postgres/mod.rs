@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::PostgresConfig;
-use crate::metrics::SinkMetrics;
+use crate::metrics::{Metrics, SinkMetrics};
 use crate::sinks::batch::{self, Batch};
 use crate::sinks::cursor::{self, Cursor};
 use crate::spool::{Spool, SpoolError, format_time};
@@ -137,24 +137,27 @@ impl std::fmt::Debug for PostgresSink {
 
 impl PostgresSink {
     /// Opens the spool for reading; PostgreSQL is connected on the first step.
-    pub fn open(config: PostgresConfig, db_path: &Path, spool: Spool) -> Result<Self, SinkError> {
+    pub fn open(
+        config: PostgresConfig,
+        db_path: &Path,
+        spool: Spool,
+        metrics: &Metrics,
+    ) -> Result<Self, SinkError> {
         let conn = Connection::open_with_flags(
             db_path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         let reader = Arc::new(Mutex::new(conn));
-        let metrics = SinkMetrics::default();
+        let metrics = metrics.sink(SINK_NAME);
         Ok(PostgresSink { config, reader, spool, client: None, ahead: None, metrics })
     }
 
     /// Runs the sink on a thread and runtime of its own, so that under heavy ingestion it is
     /// scheduled by the kernel beside the server rather than queued behind request tasks.
     pub fn spawn(
-        mut self,
+        self,
         stop: watch::Receiver<bool>,
-        metrics: SinkMetrics,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        self.metrics = metrics;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new()
             .name("hookhouse-postgres".to_owned())
@@ -191,11 +194,9 @@ impl PostgresSink {
     /// Starts reading the batch after `batch` while `batch` loads.
     fn read_ahead(&mut self, from: Cursor, batch: &Batch) {
         let from = Cursor { position: batch.through, generation: from.generation };
-        let (spool, batch_size) = (Arc::clone(&self.reader), self.config.batch_size.get());
-        let read = tokio::task::spawn_blocking(move || {
-            let mut conn = spool.lock().map_err(|_| SinkError::Reader)?;
-            Ok(batch::read(&mut conn, from.position, batch_size)?)
-        });
+        let batch_size = self.config.batch_size.get();
+        let read =
+            self.spawn_on_spool(move |conn| Ok(batch::read(conn, from.position, batch_size)?));
         self.ahead = Some(Ahead { from, read });
     }
 
@@ -240,12 +241,15 @@ impl PostgresSink {
     }
 
     async fn load(&mut self, batch: &Batch) -> Result<Vec<Refusal>, SinkError> {
-        if self.client.as_ref().is_none_or(Connections::is_closed) {
-            self.client = Some(self.connect().await?);
-        }
         let schema = self.schema_sql();
-        let client = self.client.as_mut().ok_or(SinkError::Reader)?;
-        load::load(client, &schema, batch).await
+        let connections = match self.client.take() {
+            Some(connections) if !connections.is_closed() => self.client.insert(connections),
+            _ => {
+                let connections = self.connect().await?;
+                self.client.insert(connections)
+            }
+        };
+        load::load(connections, &schema, batch).await
     }
 
     async fn connect(&self) -> Result<Connections, SinkError> {
@@ -298,13 +302,19 @@ impl PostgresSink {
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, SinkError> + Send + 'static,
     ) -> Result<T, SinkError> {
-        let spool = Arc::clone(&self.reader);
+        self.spawn_on_spool(work).await.map_err(|_| SinkError::Reader)?
+    }
+
+    /// Starts `work` on the spool connection on a blocking thread, without waiting for it.
+    fn spawn_on_spool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, SinkError> + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<T, SinkError>> {
+        let reader = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
-            let mut conn = spool.lock().map_err(|_| SinkError::Reader)?;
+            let mut conn = reader.lock().map_err(|_| SinkError::Reader)?;
             work(&mut conn)
         })
-        .await
-        .map_err(|_| SinkError::Reader)?
     }
 
     async fn record_error(&self, error: String) {
@@ -435,8 +445,8 @@ fn record_loaded(
     through: i64,
     refusals: &[Refusal],
 ) -> rusqlite::Result<bool> {
-    // Checked first: after a replay the refusals may be stale as well.
-    if cursor::read(tx, SINK_NAME)? != Some(from) {
+    // First: after a replay the refusals may be stale as well, so nothing is written.
+    if !cursor::advance(tx, SINK_NAME, from, through)? {
         return Ok(false);
     }
     tx.execute(
@@ -456,5 +466,5 @@ fn record_loaded(
             ],
         )?;
     }
-    cursor::advance(tx, SINK_NAME, from, through)
+    Ok(true)
 }

@@ -36,26 +36,14 @@ pub enum OnConflict {
     Update,
 }
 
-/// Columns a replay leaves as they were: the identity and the first sighting.
-const KEPT_ON_UPDATE: [&str; 3] = ["event_id", "raw_seq", "received_at"];
-
 fn insert_events_sql(on_conflict: OnConflict) -> String {
     // `event_params` gives the values in this order.
     let names: Vec<&str> = EVENTS.names().collect();
     let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-    let conflict = match on_conflict {
-        OnConflict::Keep => "DO NOTHING".to_owned(),
-        OnConflict::Update => {
-            let updates: Vec<String> = names
-                .iter()
-                .filter(|name| !KEPT_ON_UPDATE.contains(name))
-                .map(|name| format!("{name} = excluded.{name}"))
-                .collect();
-            format!("DO UPDATE SET {}", updates.join(", "))
-        }
-    };
+    // `events` has a key, so there is always a clause.
+    let conflict = EVENTS.on_conflict(on_conflict == OnConflict::Update).unwrap_or_default();
     format!(
-        "INSERT INTO events ({}) VALUES ({}) ON CONFLICT (event_id) {conflict}",
+        "INSERT INTO events ({}) VALUES ({}) {conflict}",
         names.join(", "),
         placeholders.join(", ")
     )
