@@ -47,6 +47,15 @@ fn effective(config: &Config) -> Value {
             "max_body_bytes": server.max_body_bytes,
             "snowplow_source": server.snowplow_source,
             "shutdown_timeout_secs": server.shutdown_timeout.as_secs(),
+            "header_read_timeout_secs": server.header_read_timeout.as_secs(),
+            "body_read_timeout_secs": server.body_read_timeout.as_secs(),
+            "idle_timeout_secs": server.idle_timeout.as_secs(),
+            "max_connections": server.max_connections.get(),
+            "max_http2_streams": server.max_http2_streams.get(),
+            "max_header_bytes": server.max_header_bytes.get(),
+            "max_inflight_body_bytes": server.max_inflight_body_bytes.get(),
+            "max_auth_failures_per_minute": server.auth_block.map_or(0, |b| b.max_failures_per_minute),
+            "auth_block_secs": server.auth_block.map(|b| b.block_for.as_secs()),
             "trusted_proxies": server.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "tls": server.tls.as_ref().map(|tls| json!({
                 "cert": tls.cert.display().to_string(),
@@ -59,6 +68,7 @@ fn effective(config: &Config) -> Value {
             "max_queue_depth": store.max_queue_depth.get(),
             "max_batch": store.max_batch.get(),
             "busy_timeout_ms": store.busy_timeout.as_millis(),
+            "keep_headers": store.keep_headers,
         },
         "sources": sources,
         "sinks": {

@@ -55,6 +55,19 @@ pub struct RawServer {
     pub body_read_timeout_secs: u64,
     /// Connections served at once (HTTP and HTTPS); more wait in the kernel's backlog.
     pub max_connections: u64,
+    /// A connection with no request in flight this long is closed (HTTP/1.1 and HTTP/2).
+    pub idle_timeout_secs: u64,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub max_http2_streams: u64,
+    /// Request line plus headers, in bytes; beyond it the answer is 431.
+    pub max_header_bytes: u64,
+    /// Body bytes being read across all requests at once; beyond it new bodies get 503.
+    pub max_inflight_body_bytes: u64,
+    /// Failed credentials from one address within a minute after which it is refused
+    /// (429) for `auth_block_secs`; 0 turns the block off.
+    pub max_auth_failures_per_minute: u64,
+    /// How long an address that guessed too often is refused.
+    pub auth_block_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +89,12 @@ impl Default for RawServer {
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             max_connections: 10_000,
+            idle_timeout_secs: 60,
+            max_http2_streams: 100,
+            max_header_bytes: 64 * 1024,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
+            max_auth_failures_per_minute: 20,
+            auth_block_secs: 60,
         }
     }
 }
@@ -90,6 +109,9 @@ pub struct RawStore {
     pub max_batch: u64,
     /// How long a write waits for a lock held by another process before failing.
     pub busy_timeout_ms: u64,
+    /// Request headers kept in `raw_requests.headers` (an allow-list, any case); every other
+    /// header is left out.
+    pub keep_headers: Vec<String>,
 }
 
 impl Default for RawStore {
@@ -99,9 +121,27 @@ impl Default for RawStore {
             max_queue_depth: 20_000,
             max_batch: 2_048,
             busy_timeout_ms: 2_000,
+            keep_headers: DEFAULT_KEEP_HEADERS.iter().map(|name| (*name).to_owned()).collect(),
         }
     }
 }
+
+/// Headers worth keeping with a request by default: what it is, who sent it through which
+/// proxies, and how to find it in a trace. Nothing that can carry a credential.
+pub const DEFAULT_KEEP_HEADERS: [&str; 12] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-request-id",
+    "x-amzn-trace-id",
+    "traceparent",
+    "tracestate",
+    "x-iterable-event-type",
+];
 
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Clone, Default)]
@@ -130,6 +170,19 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_connections: NonZeroUsize,
+    pub idle_timeout: Duration,
+    pub max_http2_streams: NonZeroUsize,
+    pub max_header_bytes: NonZeroUsize,
+    pub max_inflight_body_bytes: NonZeroUsize,
+    /// `None`: failed credentials never block an address.
+    pub auth_block: Option<AuthBlock>,
+}
+
+/// When an address that keeps failing authentication is refused for a while.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthBlock {
+    pub max_failures_per_minute: u32,
+    pub block_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +191,8 @@ pub struct StoreConfig {
     pub max_queue_depth: NonZeroUsize,
     pub max_batch: NonZeroUsize,
     pub busy_timeout: Duration,
+    /// Lower-case header names stored with a request.
+    pub keep_headers: Vec<String>,
 }
 
 impl StoreConfig {
@@ -223,6 +278,35 @@ impl Config {
         let max_queue_depth =
             positive(&mut problems, "store.max_queue_depth", raw.store.max_queue_depth);
         let max_batch = positive(&mut problems, "store.max_batch", raw.store.max_batch);
+        let max_http2_streams =
+            positive(&mut problems, "server.max_http2_streams", raw.server.max_http2_streams);
+        let max_header_bytes =
+            positive(&mut problems, "server.max_header_bytes", raw.server.max_header_bytes);
+        let max_inflight_body_bytes = positive(
+            &mut problems,
+            "server.max_inflight_body_bytes",
+            raw.server.max_inflight_body_bytes,
+        );
+        if (max_inflight_body_bytes.get() as u64) < raw.server.max_body_bytes {
+            problems.push(format!(
+                "`server.max_inflight_body_bytes` ({}) must be at least `server.max_body_bytes` ({})",
+                max_inflight_body_bytes, raw.server.max_body_bytes
+            ));
+        }
+        let auth_block = (raw.server.max_auth_failures_per_minute > 0).then(|| AuthBlock {
+            max_failures_per_minute: u32::try_from(raw.server.max_auth_failures_per_minute)
+                .unwrap_or(u32::MAX),
+            block_for: Duration::from_secs(raw.server.auth_block_secs.max(1)),
+        });
+        let mut keep_headers = Vec::new();
+        for name in &raw.store.keep_headers {
+            match axum::http::HeaderName::from_bytes(name.trim().as_bytes()) {
+                Ok(header) => keep_headers.push(header.as_str().to_owned()),
+                Err(_) => {
+                    problems.push(format!("`{name}` in `store.keep_headers` is not a header name"))
+                }
+            }
+        }
 
         let mut sources: Vec<SourceConfig> = raw
             .sources
@@ -302,12 +386,18 @@ impl Config {
                 ),
                 body_read_timeout: Duration::from_secs(raw.server.body_read_timeout_secs.max(1)),
                 max_connections,
+                idle_timeout: Duration::from_secs(raw.server.idle_timeout_secs.max(1)),
+                max_http2_streams,
+                max_header_bytes,
+                max_inflight_body_bytes,
+                auth_block,
             },
             store: StoreConfig {
                 data_dir: raw.store.data_dir,
                 max_queue_depth,
                 max_batch,
                 busy_timeout: Duration::from_millis(raw.store.busy_timeout_ms),
+                keep_headers,
             },
             sources,
             sinks,
