@@ -41,6 +41,7 @@ fn request(
         query,
         headers_json: "{}".to_owned(),
         remote_addr: Some("127.0.0.1".to_owned()),
+        peer_addr: None,
         content_type,
         body_sha256: sha256_hex(&body),
         body: Bytes::from(body),

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use super::ServeArgs;
-use crate::config::{Config, Overrides, SourceAuth};
+use crate::config::{Config, SourceAuth};
 
 pub(super) fn check_config(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
-    let config = Config::load(args.config.as_deref(), &overrides)?;
+    let config = args.load_config()?;
     println!("{}", serde_json::to_string_pretty(&effective(&config))?);
     Ok(ExitCode::SUCCESS)
 }
@@ -71,6 +70,7 @@ fn effective(config: &Config) -> Value {
             "keep_headers": store.keep_headers,
         },
         "sources": sources,
+        "warnings": config.warnings,
         "sinks": {
             "postgres": config.sinks.postgres.as_ref().map(|pg| json!({
                 "url": pg.url_masked(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::config::{Config, Overrides};
 use crate::spool::secret_urls::{self, LIVE_PER_SOURCE};
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +24,10 @@ pub enum SecretAction {
     New {
         #[arg(long)]
         source: String,
+        /// The configuration `serve` runs with, which must have the source [default: the
+        /// built-in one, whose only source is `default`].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// List live secret URLs (ids and fingerprints, never the secrets).
     List,
@@ -36,7 +41,16 @@ pub enum SecretAction {
 pub(super) fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {
     let db = args.data_dir.join("hookhouse.db");
     match &args.action {
-        SecretAction::New { source } => {
+        SecretAction::New { source, config } => {
+            let config = Config::load(config.as_deref(), &Overrides::default())?;
+            if config.source(source).is_none() {
+                let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                anyhow::bail!(
+                    "no source named `{source}` is configured (sources: {}); a secret URL for it \
+                     would be refused. Pass the configuration `serve` uses with --config",
+                    names.join(", ")
+                );
+            }
             let secret = secret_urls::create(&db, source)?;
             println!("/hooks/{secret}");
             eprintln!(

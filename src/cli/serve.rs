@@ -19,11 +19,32 @@ pub struct ServeArgs {
     /// Where the store lives [default: ./hookhouse-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Refuse to start on a warning too (a secret file or TLS key other users can read).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl ServeArgs {
+    /// The configuration these flags name; its warnings are logged, or with `--strict`
+    /// refused like errors.
+    pub(super) fn load_config(&self) -> anyhow::Result<Config> {
+        let overrides = Overrides { listen: self.listen.clone(), data_dir: self.data_dir.clone() };
+        let config = Config::load(self.config.as_deref(), &overrides)?;
+        if self.strict && !config.warnings.is_empty() {
+            anyhow::bail!(
+                "refusing to start with --strict:\n  - {}",
+                config.warnings.join("\n  - ")
+            );
+        }
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(config)
+    }
 }
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir };
-    let config = Config::load(args.config.as_deref(), &overrides)?;
+    let config = args.load_config()?;
     let shutdown = shutdown_signal().context("failed to install the signal handlers")?;
     let app = App::build(config).await?;
     print_banner(&app);

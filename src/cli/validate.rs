@@ -40,6 +40,7 @@ pub(super) fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         query: None,
         headers_json: "{}".to_owned(),
         remote_addr: None,
+        peer_addr: None,
         content_type: Some(content_type),
         body_sha256: sha256_hex(&body),
         body: Bytes::from(body),

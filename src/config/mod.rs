@@ -8,10 +8,12 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod file_modes;
 mod secret;
 mod sinks;
 mod source;
 
+pub use file_modes::open_to_others;
 use ipnet::IpNet;
 pub use sinks::{PostgresConfig, RawPostgres, RawSinks, SinksConfig};
 pub use source::{RawPseudonymise, RawSource, SourceAuth};
@@ -143,6 +145,10 @@ pub const DEFAULT_KEEP_HEADERS: [&str; 12] = [
     "x-iterable-event-type",
 ];
 
+/// Headers that carry credentials or session state: never stored, even when listed.
+pub const CREDENTIAL_HEADERS: [&str; 4] =
+    ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -157,6 +163,9 @@ pub struct Config {
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
     pub sinks: SinksConfig,
+    /// Problems that do not stop a start (a secret file others can read); `--strict` makes
+    /// them errors.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -301,12 +310,18 @@ impl Config {
         let mut keep_headers = Vec::new();
         for name in &raw.store.keep_headers {
             match axum::http::HeaderName::from_bytes(name.trim().as_bytes()) {
+                Ok(header) if CREDENTIAL_HEADERS.contains(&header.as_str()) => {
+                    problems.push(format!(
+                        "`{name}` in `store.keep_headers` carries credentials and is never stored"
+                    ));
+                }
                 Ok(header) => keep_headers.push(header.as_str().to_owned()),
                 Err(_) => {
                     problems.push(format!("`{name}` in `store.keep_headers` is not a header name"))
                 }
             }
         }
+        let warnings = file_modes::exposed_secret_files(&raw);
 
         let mut sources: Vec<SourceConfig> = raw
             .sources
@@ -401,6 +416,7 @@ impl Config {
             },
             sources,
             sinks,
+            warnings,
         })
     }
 
@@ -437,10 +453,44 @@ fn load_error(err: figment::Error) -> ConfigError {
                 None => format!(" (in {})", meta.name),
             });
             let key = if path.is_empty() { String::new() } else { format!(" at `{path}`") };
-            format!("{}{key}{}", err.kind, origin.unwrap_or_default())
+            let kind = without_values(&err.kind, &path);
+            format!("{kind}{key}{}", origin.unwrap_or_default())
         })
         .collect();
     ConfigError::Invalid(problems)
+}
+
+/// The problem without the value that caused it, unless the value sits where no secret can
+/// (`server`, `store`): a secret written where a list was expected must not be echoed to a
+/// terminal or a log. TOML syntax errors lose the quoted source line for the same reason.
+fn without_values(kind: &figment::error::Kind, path: &str) -> String {
+    use figment::error::{Actual, Kind};
+    let safe = ["server", "store"].iter().any(|table| path.split('.').next() == Some(table));
+    let kind_of = |actual: &Actual| match actual {
+        Actual::Str(_) | Actual::Char(_) => "a string".to_owned(),
+        Actual::Bytes(_) => "bytes".to_owned(),
+        Actual::Bool(_) => "a boolean".to_owned(),
+        Actual::Signed(_) | Actual::Unsigned(_) => "an integer".to_owned(),
+        Actual::Float(_) => "a float".to_owned(),
+        other => other.to_string(),
+    };
+    match kind {
+        Kind::InvalidType(actual, expected) if !safe => {
+            format!("invalid type: found {}, expected {expected}", kind_of(actual))
+        }
+        Kind::InvalidValue(actual, expected) if !safe => {
+            format!("invalid value: found {}, expected {expected}", kind_of(actual))
+        }
+        Kind::Message(message) => message
+            .lines()
+            .filter(|line| {
+                !line.trim_start().trim_start_matches(char::is_numeric).starts_with(['|', ' '])
+            })
+            .filter(|line| !line.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(": "),
+        other => other.to_string(),
+    }
 }
 
 fn positive(problems: &mut Vec<String>, key: &str, value: u64) -> NonZeroUsize {

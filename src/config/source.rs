@@ -81,6 +81,15 @@ impl SourceAuth {
         }
     }
 
+    /// The accepted secrets (none for `none`).
+    pub fn secrets(&self) -> &[SecretString] {
+        match self {
+            SourceAuth::None => &[],
+            SourceAuth::Basic(secrets) | SourceAuth::Token(secrets) => secrets,
+            SourceAuth::Header { secrets, .. } => secrets,
+        }
+    }
+
     /// The header that carries this source's secret, which must never be stored.
     pub fn secret_header(&self) -> Option<&str> {
         match self {
@@ -95,6 +104,17 @@ pub(super) fn resolve_auth(raw: &RawSource, problems: &mut Vec<String>) -> Sourc
     let name = &raw.name;
     let secrets: Vec<SecretString> =
         raw.secrets.iter().filter_map(|spec| resolve_secret(name, spec, problems)).collect();
+    // Named by position, never by value: the message may reach a log.
+    for (index, secret) in secrets.iter().enumerate() {
+        if secret.expose_secret().chars().count() < MIN_SECRET_LEN {
+            problems.push(format!(
+                "source `{name}`: secret {} of {} is shorter than {MIN_SECRET_LEN} characters; \
+                 a short secret can be guessed (make one with `openssl rand -hex 24`)",
+                index + 1,
+                secrets.len()
+            ));
+        }
+    }
     let needs_secrets = |problems: &mut Vec<String>| {
         if raw.secrets.is_empty() {
             problems
@@ -157,6 +177,9 @@ pub(super) fn resolve_pseudonymise(
     }
     Some(PseudonymKey::new(key))
 }
+
+/// The shortest source secret accepted.
+const MIN_SECRET_LEN: usize = 16;
 
 /// The shortest pseudonymisation key accepted.
 const MIN_PSEUDONYM_KEY_LEN: usize = 16;

@@ -181,6 +181,7 @@ mod tests {
             query: query.map(str::to_owned),
             headers_json: "{}".into(),
             remote_addr: None,
+            peer_addr: None,
             content_type: Some(ctype.into()).filter(|c: &String| !c.is_empty()),
             body: Bytes::from(body.to_owned()),
             body_sha256: String::new(),

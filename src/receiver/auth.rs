@@ -6,10 +6,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ReceiveError;
 use super::client_ip::{allowed, client_ip};
+use super::redact::Redaction;
 use super::request::{BodyLimits, Incoming};
 use crate::config::{SourceAuth, SourceConfig};
 use crate::spool::RawRequest;
@@ -31,22 +33,23 @@ impl AcceptedRequest {
     }
 }
 
+/// How a request claims to come from its source.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Proof<'a> {
+    /// The source's own mode: none, or a secret in a header.
+    Headers,
+    /// It came through the secret URL with this id and secret; the secret itself is not kept.
+    SecretUrl { id: i64, secret: &'a str },
+}
+
 /// Checks the caller's address against the source's allow-list (403), then its credentials
 /// (401), before its body is looked at; then builds the record the spool keeps, without the
 /// credentials.
-/// How a request claims to come from its source.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Proof {
-    /// The source's own mode: none, or a secret in a header.
-    Headers,
-    /// It came through the secret URL with this id; the secret itself is not kept.
-    SecretUrl { id: i64 },
-}
-
 pub(super) async fn authenticate(
     source: &SourceConfig,
-    proof: Proof,
+    proof: Proof<'_>,
     trusted_proxies: &[IpNet],
+    keep_headers: &[String],
     mut incoming: Incoming,
     limits: BodyLimits,
 ) -> Result<AcceptedRequest, ReceiveError> {
@@ -55,7 +58,13 @@ pub(super) async fn authenticate(
         tracing::info!(source = %source.name, client = %client, "refused: address not allowed");
         return Err(ReceiveError::Forbidden);
     }
-    if let Proof::SecretUrl { id } = proof {
+    let mut redaction = Redaction {
+        keep_headers,
+        secret_header: source.auth.secret_header(),
+        secrets: source.auth.secrets().iter().map(ExposeSecret::expose_secret).collect(),
+    };
+    if let Proof::SecretUrl { id, secret } = proof {
+        redaction.secrets.push(secret);
         // The path holds the secret: store which URL it was, never the secret.
         let query = incoming.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
         incoming.uri = format!("/hooks/secret-{id}{query}")
@@ -70,11 +79,17 @@ pub(super) async fn authenticate(
         );
         return Err(ReceiveError::Unauthorized { challenge: challenge(&source.auth) });
     }
-    let raw = incoming.into_raw(&source.name, source.auth.secret_header(), limits).await?;
+    let raw = incoming.into_raw(&source.name, &redaction, client, limits).await?;
     Ok(AcceptedRequest { raw })
 }
 
 fn credentials_match(auth: &SourceAuth, headers: &HeaderMap) -> bool {
+    // A request with two credentials is refused whichever is right: proxies and servers
+    // disagree on which of two wins, and a check must not pick the one an attacker chose.
+    let credential_header = auth.secret_header().unwrap_or(header::AUTHORIZATION.as_str());
+    if headers.get_all(credential_header).iter().nth(1).is_some() {
+        return false;
+    }
     let authorization = || headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match auth {
         SourceAuth::None => true,
@@ -106,13 +121,16 @@ fn credentials_match(auth: &SourceAuth, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Whether `given` equals any secret, in time independent of where they differ. Every secret
-/// is compared, so the time does not say which one matched either.
+/// Whether `given` equals any secret, in time independent of where they differ and of their
+/// lengths: what is compared are SHA-256 digests, always 32 bytes (comparing the texts
+/// themselves returns at once on a length mismatch, which tells a guesser the length). Every
+/// secret is compared, so the time does not say which one matched either.
 fn any_equal(secrets: &[SecretString], given: &[u8]) -> bool {
+    let given = Sha256::digest(given);
     secrets
         .iter()
         .fold(subtle::Choice::from(0), |found, secret| {
-            found | secret.expose_secret().as_bytes().ct_eq(given)
+            found | Sha256::digest(secret.expose_secret().as_bytes()).ct_eq(&given)
         })
         .into()
 }
@@ -147,6 +165,9 @@ mod tests {
         assert!(credentials_match(&auth, &with("authorization", "Bearer old")));
         assert!(credentials_match(&auth, &with("authorization", "bearer  new ")));
         assert!(!credentials_match(&auth, &with("authorization", "Bearer nope")));
+        let mut two = with("authorization", "Bearer new");
+        two.append("authorization", HeaderValue::from_static("Bearer wrong"));
+        assert!(!credentials_match(&auth, &two), "two credentials are refused");
         assert!(!credentials_match(&auth, &with("authorization", "Basic new")));
         assert!(!credentials_match(&auth, &HeaderMap::new()));
     }

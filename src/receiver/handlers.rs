@@ -53,7 +53,7 @@ pub(super) async fn secret_url(
         counted(&state, UNKNOWN_SOURCE, err)
     };
     let (source, id) = state.secret_urls.lookup(&secret).ok_or_else(refused)?;
-    store(&state, &source, Proof::SecretUrl { id }, incoming).await
+    store(&state, &source, Proof::SecretUrl { id, secret: &secret }, incoming).await
 }
 
 /// `GET|POST /com.snowplowanalytics.iglu/v1?schema=iglu:com.iterable/system_webhook/...`:
@@ -88,7 +88,7 @@ pub(super) async fn snowplow(
 async fn store(
     state: &AppState,
     source_name: &str,
-    proof: Proof,
+    proof: Proof<'_>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
     try_store(state, source_name, proof, incoming)
@@ -112,7 +112,7 @@ fn counted(state: &AppState, source: &str, err: ReceiveError) -> ReceiveError {
 async fn try_store(
     state: &AppState,
     source_name: &str,
-    proof: Proof,
+    proof: Proof<'_>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
     let source = state
@@ -121,7 +121,10 @@ async fn try_store(
         .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
     let server = &state.config.server;
     let limits = BodyLimits { max_bytes: server.max_body_bytes, timeout: server.body_read_timeout };
-    let accepted = authenticate(source, proof, &server.trusted_proxies, incoming, limits).await?;
+    let keep_headers = &state.config.store.keep_headers;
+    let accepted =
+        authenticate(source, proof, &server.trusted_proxies, keep_headers, incoming, limits)
+            .await?;
     // Counted only once the sender proved it may send, so strangers cannot use up the limit.
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;

@@ -8,6 +8,7 @@ pub mod connection_limit;
 mod error;
 mod handlers;
 mod rate_limit;
+mod redact;
 mod refusal_log;
 mod request;
 mod secret_urls;

@@ -95,6 +95,7 @@ pub const RAW_REQUESTS: Table = Table {
         col("body_sha256", Text),
         col("body_dropped", Bool),
         col("pseudonymised", Bool),
+        col("peer_addr", Text),
     ],
     seq_column: "seq",
     merge: Merge::Keep { key: "seq" },

@@ -20,6 +20,7 @@
 //! (the receiver does: only an [`AcceptedRequest`] can be appended).
 
 mod checkpointer;
+mod files;
 mod record;
 mod replay;
 mod schema;
@@ -58,7 +59,7 @@ pub enum SpoolError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("failed to create the data directory `{path}`")]
+    #[error("failed to create the data directory or the database file in `{path}`")]
     CreateDir {
         path: String,
         #[source]
@@ -105,9 +106,8 @@ struct Shared {
 impl Spool {
     /// Opens (creating if needed) the store and starts its writer thread.
     pub fn open(config: &StoreConfig) -> Result<(Spool, WriterHandle), SpoolError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| SpoolError::CreateDir {
-            path: config.data_dir.display().to_string(),
-            source,
+        files::prepare(&config.data_dir, &config.db_path()).map_err(|source| {
+            SpoolError::CreateDir { path: config.data_dir.display().to_string(), source }
         })?;
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),

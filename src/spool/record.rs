@@ -15,7 +15,10 @@ pub struct RawRequest {
     pub query: Option<String>,
     /// JSON object of the headers worth keeping; secrets are removed before this is built.
     pub headers_json: String,
+    /// The client: the connection's peer, or the address a trusted proxy forwarded.
     pub remote_addr: Option<String>,
+    /// The connection's peer (the proxy, when one forwarded the request).
+    pub peer_addr: Option<String>,
     pub content_type: Option<String>,
     pub body: Bytes,
     /// The hex SHA-256 of the body, stored so users can spot identical resends.

@@ -119,7 +119,7 @@ pub fn replay(
     let mut last_seq = i64::MIN;
     let query = format!(
         "SELECT seq, received_at, source, method, path, query, headers, remote_addr, \
-         content_type, body, body_sha256, pseudonymised FROM raw_requests \
+         content_type, body, body_sha256, pseudonymised, peer_addr FROM raw_requests \
          WHERE seq > :last AND {condition} ORDER BY seq LIMIT {BATCH}"
     );
     loop {
@@ -161,6 +161,7 @@ fn read_batch(
                 content_type: row.get(8)?,
                 body: Bytes::from(row.get::<_, Vec<u8>>(9)?),
                 body_sha256: row.get(10)?,
+                peer_addr: row.get(12)?,
             },
         ))
     })?;

@@ -134,6 +134,11 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO spool_identity (only_row, id) VALUES (1, lower(hex(randomblob(16))));
     "#,
+    // 5: the connection's peer beside the client; `remote_addr` is now the client a trusted
+    // proxy forwarded (earlier rows hold the peer in both senses there).
+    r#"
+    ALTER TABLE raw_requests ADD COLUMN peer_addr TEXT;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

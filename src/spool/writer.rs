@@ -196,8 +196,8 @@ fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec
     {
         let mut insert_raw = tx.prepare_cached(
             "INSERT INTO raw_requests (received_at, source, method, path, query, headers, \
-             remote_addr, content_type, body, body_sha256, body_dropped, pseudonymised) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             remote_addr, content_type, body, body_sha256, body_dropped, pseudonymised, \
+             peer_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut inserts = Inserts::new(&tx, OnConflict::Keep);
         for job in batch.iter_mut() {
@@ -234,6 +234,7 @@ fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec
                 body_sha256,
                 job.stored_as.dropped_body_digest.is_some(),
                 job.stored_as.pseudonymised,
+                request.peer_addr,
             ])?;
             let seq = tx.last_insert_rowid();
             let row = RawRow {

@@ -125,6 +125,10 @@ const MIGRATIONS: &[&str] = &[
         first_loaded_at  timestamptz NOT NULL DEFAULT now()
     );
     "#,
+    // 2: the connection's peer beside the client (`remote_addr`).
+    r#"
+    ALTER TABLE {schema}.raw_requests ADD COLUMN peer_addr text;
+    "#,
 ];
 
 /// Brings `schema` to the newest version and (re)creates the event views.
