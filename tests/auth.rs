@@ -163,3 +163,39 @@ async fn a_source_over_its_rate_limit_gets_429_with_retry_after() {
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), accepted, "429s are not stored");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_credentials_are_refused_whichever_comes_first() {
+    let app = app_with_source(SourceAuth::Token(secrets(&["tok-right-0123456"]))).await;
+    for (first, second) in
+        [("Bearer tok-right-0123456", "Bearer wrong"), ("Bearer wrong", "Bearer tok-right-0123456")]
+    {
+        let response = app
+            .client
+            .post(app.url("/iterable/prod"))
+            .header("content-type", "application/json")
+            .header("authorization", first)
+            .header("authorization", second)
+            .body(email_open("two-credentials"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{first} then {second}");
+    }
+    let header =
+        SourceAuth::Header { name: "x-key".into(), secrets: secrets(&["hdr-right-0123456"]) };
+    let app2 = app_with_source(header).await;
+    let response = app2
+        .client
+        .post(app2.url("/iterable/prod"))
+        .header("content-type", "application/json")
+        .header("x-key", "hdr-right-0123456")
+        .header("x-key", "other")
+        .body(email_open("two-headers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
+    assert_eq!(app2.count("SELECT count(*) FROM raw_requests"), 0);
+}

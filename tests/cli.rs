@@ -244,7 +244,7 @@ fn check_config_masks_secrets_and_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let good = write_config(
         dir.path(),
-        "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"s3cr3t-value\"]\n\
+        "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"s3cr3t-value-0123456\"]\n\
          drop_raw_bodies = true\n[sources.pseudonymise]\nkey = \"pseudonym-k3y-0123456789\"\n",
     );
     let mut command = hookhouse(dir.path());
@@ -255,7 +255,7 @@ fn check_config_masks_secrets_and_lists_every_problem() {
     assert!(run.stdout.contains("\"drop_raw_bodies\": true"), "{run:?}");
     let effective: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(effective["sources"][0]["pseudonymise"]["key"], "***", "{run:?}");
-    for secret in ["s3cr3t-value", "pseudonym-k3y"] {
+    for secret in ["s3cr3t-value-0123456", "pseudonym-k3y"] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{secret}");
     }
 

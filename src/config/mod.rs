@@ -580,10 +580,10 @@ mod tests {
     fn secrets_come_from_files_without_their_newline() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
-        std::fs::write(&path, "from-file\n").unwrap();
+        std::fs::write(&path, "from-file-secret-0123\n").unwrap();
         let config = from_toml(&format!(
             "[[sources]]\nname = \"p\"\nauth = \"header\"\nheader = \"X-Api-Key\"\n\
-             secrets = [\"file:{}\", \"inline\"]\n",
+             secrets = [\"file:{}\", \"inline-secret-0123\"]\n",
             path.display()
         ))
         .unwrap();
@@ -593,7 +593,7 @@ mod tests {
         assert_eq!(name, "x-api-key");
         use secrecy::ExposeSecret;
         let values: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
-        assert_eq!(values, ["from-file", "inline"]);
+        assert_eq!(values, ["from-file-secret-0123", "inline-secret-0123"]);
         assert!(!format!("{config:?}").contains("from-file"), "Debug never shows a secret");
     }
 }
