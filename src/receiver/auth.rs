@@ -182,6 +182,15 @@ mod tests {
     }
 
     #[test]
+    fn secrets_of_other_lengths_never_match() {
+        let live = secrets(&["tok-0123456789abcdef"]);
+        assert!(any_equal(&live, b"tok-0123456789abcdef"));
+        for given in [&b"tok-0123456789abcde"[..], b"tok-0123456789abcdefX", b"", b"t"] {
+            assert!(!any_equal(&live, given), "{given:?}");
+        }
+    }
+
+    #[test]
     fn header_mode_reads_its_header() {
         let auth = SourceAuth::Header { name: "x-api-key".into(), secrets: secrets(&["k1"]) };
         assert!(credentials_match(&auth, &with("x-api-key", "k1")));
