@@ -73,6 +73,7 @@ impl Incoming {
             Ok(Err(_)) => return Err(ReceiveError::BodyRead),
             Ok(Ok(collected)) => collected.to_bytes(),
         };
+        let body = redaction.body(body);
         let content_type = self
             .headers
             .get(header::CONTENT_TYPE)
