@@ -116,20 +116,15 @@ fn an_unknown_log_format_is_refused_at_start() {
     );
 }
 
-/// Sums, over the log lines of one refusal kind, the refusals each stands for: itself and the
-/// ones it says were left out.
-fn refusals_logged(log: &str, source: &str) -> (usize, u64) {
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|line| {
-            line.contains(r#"reason="unauthorized""#)
-                && line.contains(&format!(r#"source="{source}""#))
-        })
-        .collect();
+/// The lines of `log` that contain every one of `needles`, and the occurrences they stand
+/// for: each line itself plus the count it gives in `left_out_field`.
+fn accounted(log: &str, needles: &[&str], left_out_field: &str) -> (usize, u64) {
+    let lines: Vec<&str> =
+        log.lines().filter(|line| needles.iter().all(|n| line.contains(n))).collect();
     let total = lines
         .iter()
         .map(|line| {
-            let (_, after) = line.split_once("not_logged_since_last=").expect("a count");
+            let (_, after) = line.split_once(&format!("{left_out_field}=")).expect("a count");
             let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
             1 + digits.parse::<u64>().unwrap()
         })
@@ -185,9 +180,58 @@ async fn a_flood_of_401s_is_logged_in_a_few_lines_with_counts() {
     let refusal_lines = log.lines().filter(|line| line.contains("refused")).count();
     assert!(refusal_lines <= 30, "{refusal_lines} lines for 2,002 refusals:\n{log}");
     for source in ["prod", "unknown"] {
-        let (lines, total) = refusals_logged(&log, source);
+        let source = format!(r#"source="{source}""#);
+        let needles = [r#"reason="unauthorized""#, source.as_str()];
+        let (lines, total) = accounted(&log, &needles, "not_logged_since_last");
         assert!(lines >= 2, "{source}: {lines} lines\n{log}");
         assert_eq!(total, 1_001, "{source}: the lines must account for every refusal\n{log}");
     }
     assert!(log.contains("client=127.0.0.1"), "the caller's address is kept:\n{log}");
+}
+
+#[tokio::test]
+async fn a_store_failing_every_commit_is_logged_in_a_few_lines_with_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut command = serve(&data_dir);
+    command.env("HOOKHOUSE_STORE__BUSY_TIMEOUT_MS", "20");
+    let mut server = Server::start(command).await;
+    // Another process holding the write lock: every commit fails, as on a full disk.
+    let lock = rusqlite::Connection::open(data_dir.join("hookhouse.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let url = server.url("/iterable/default");
+    let post = move || {
+        let request = client().post(&url).header("content-type", "application/json");
+        let body = r#"{"eventName":"emailOpen","email":"a@example.com"}"#;
+        async move { request.body(body).send().await.unwrap().status().as_u16() }
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let post = post.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..100 {
+                statuses.push(post().await);
+            }
+            statuses
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().iter().all(|&status| status == 503));
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(post().await, 503);
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    stop(&mut server).await;
+
+    let log = server.stderr();
+    let needles = ["request not stored", r#"reason="store_unavailable""#, r#"source="default""#];
+    let (lines, total) = accounted(&log, &needles, "not_logged_since_last");
+    assert!((2..=20).contains(&lines), "{lines} lines for 401 requests not stored:\n{log}");
+    assert_eq!(total, 401, "the lines must account for every 503\n{log}");
+    let (commits, _) =
+        accounted(&log, &["failed to commit"], "failed_batches_not_logged_since_last");
+    assert!((1..=20).contains(&commits), "{commits} lines for the failed commits:\n{log}");
+    assert!(log.lines().count() < 60, "{log}");
 }
