@@ -17,6 +17,8 @@
 //! - [`tls`]: certificates for HTTPS, reloaded on SIGHUP.
 //! - [`sinks`]: where events are loaded; the embedded SQLite sink writes inside the spool's
 //!   transaction.
+//! - [`telemetry`]: the log subscriber (text or JSON), escaping of a sender's text, and
+//!   rate-limited lines; every layer may use it.
 
 pub mod app;
 pub mod cli;
@@ -29,4 +31,5 @@ pub mod receiver;
 pub mod simulate;
 pub mod sinks;
 pub mod spool;
+pub mod telemetry;
 pub mod tls;

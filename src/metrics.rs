@@ -198,7 +198,13 @@ impl Metrics {
     /// Keeps the label set bounded: a name that is not a configured source becomes
     /// [`UNKNOWN_SOURCE`].
     fn label(&self, source: &str) -> String {
-        if self.by_source.contains_key(source) { source } else { UNKNOWN_SOURCE }.to_owned()
+        self.source_label(source).to_owned()
+    }
+
+    /// `source` if it is a configured source's name, else [`UNKNOWN_SOURCE`]: what may key a
+    /// label or a log line, whatever name a sender typed.
+    pub fn source_label<'a>(&self, source: &'a str) -> &'a str {
+        if self.by_source.contains_key(source) { source } else { UNKNOWN_SOURCE }
     }
 
     /// The OpenMetrics text exposition, which Prometheus reads.

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, email_open, spawn_app};
+use common::{TestApp, email_open, spawn_app_with};
 
 fn secret(app: &TestApp, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hookhouse"))
@@ -33,7 +33,9 @@ async fn post_until(app: &TestApp, path: &str, want: u16) -> reqwest::Response {
 
 #[tokio::test]
 async fn secret_urls_are_made_used_limited_and_revoked() {
-    let app = spawn_app().await;
+    // Waiting for a new or revoked URL to reach `serve` means repeated 401s: no block here
+    // (tests/auth_block.rs covers it).
+    let app = spawn_app_with(|config| config.server.auth_block = None).await;
     assert_eq!(app.post("/hooks/guess", "application/json", "{}").await.status(), 401);
 
     let made = secret(&app, &["new", "--source", "default"]);

@@ -257,8 +257,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        // `HOOKHOUSE_LOG` is the log filter, read by `main`, not a configuration key.
-        figment = figment.merge(Env::prefixed("HOOKHOUSE_").ignore(&["LOG"]).split("__"));
+        // `HOOKHOUSE_LOG` and `HOOKHOUSE_LOG_FORMAT` are read by `main`, not configuration keys.
+        figment =
+            figment.merge(Env::prefixed("HOOKHOUSE_").ignore(&["LOG", "LOG_FORMAT"]).split("__"));
         let mut raw: RawConfig = figment.extract().map_err(load_error)?;
         if let Some(listen) = &overrides.listen {
             raw.server.listen.clone_from(listen);

@@ -54,8 +54,8 @@ pub(super) async fn authenticate(
     limits: BodyLimits,
 ) -> Result<AcceptedRequest, ReceiveError> {
     let client = client_ip(incoming.remote.ip(), &incoming.headers, trusted_proxies);
+    // Refusals are logged in aggregate, with the address, by the handlers' refusal log.
     if !allowed(client, &source.allow) {
-        tracing::info!(source = %source.name, client = %client, "refused: address not allowed");
         return Err(ReceiveError::Forbidden);
     }
     let mut redaction = Redaction {
@@ -71,12 +71,6 @@ pub(super) async fn authenticate(
             .parse()
             .map_err(|_| ReceiveError::BadRequest("malformed query string".to_owned()))?;
     } else if !credentials_match(&source.auth, &incoming.headers) {
-        tracing::info!(
-            source = %source.name,
-            auth = source.auth.mode(),
-            remote = %incoming.remote.ip(),
-            "refused: missing or wrong credentials"
-        );
         return Err(ReceiveError::Unauthorized { challenge: challenge(&source.auth) });
     }
     let raw = incoming.into_raw(&source.name, &redaction, client, limits).await?;

@@ -1,5 +1,6 @@
 //! The one mapping from receiver errors to HTTP statuses. Bodies are short JSON that name the
-//! problem for the sender; internals go to the log, never into a response.
+//! problem for the sender; internals go to the log, never into a response. A sender's own text
+//! (a path, a header, a query) is shown through [`SenderText`], so no log line can carry it raw.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -7,18 +8,20 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::spool::SpoolError;
+use crate::telemetry::SenderText;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
-    #[error("no source named `{0}` is configured")]
+    #[error("no source named `{}` is configured", SenderText(.0))]
     UnknownSource(String),
     #[error("the Snowplow-compatible path is not enabled: configure `server.snowplow_source`")]
     SnowplowDisabled,
     #[error("the body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("unsupported content type `{0}`: send JSON or a form")]
+    #[error("unsupported content type `{}`: send JSON or a form", SenderText(.0))]
     UnsupportedMediaType(String),
-    #[error("{0}")]
+    /// The message may quote the request (an unsupported query parameter).
+    #[error("{}", SenderText(.0))]
     BadRequest(String),
     #[error("failed to read the request body")]
     BodyRead,
@@ -28,6 +31,8 @@ pub enum ReceiveError {
     NotFound,
     #[error("this source's rate limit is reached")]
     RateLimited { retry_after: u64 },
+    #[error("too many failed credentials from this address: retry later")]
+    AuthBlocked { retry_after: u64 },
     #[error("this address may not send to this source")]
     Forbidden,
     #[error("missing or wrong credentials")]
@@ -45,7 +50,9 @@ impl ReceiveError {
             ReceiveError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ReceiveError::Forbidden => StatusCode::FORBIDDEN,
-            ReceiveError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ReceiveError::RateLimited { .. } | ReceiveError::AuthBlocked { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead => StatusCode::BAD_REQUEST,
@@ -66,6 +73,7 @@ impl ReceiveError {
             ReceiveError::BodyTimeout => "body_timeout",
             ReceiveError::NotFound => "not_found",
             ReceiveError::RateLimited { .. } => "rate_limited",
+            ReceiveError::AuthBlocked { .. } => "auth_blocked",
             ReceiveError::Forbidden => "forbidden",
             ReceiveError::Unauthorized { .. } => "unauthorized",
             ReceiveError::Spool(_) => "store_unavailable",
@@ -75,7 +83,8 @@ impl ReceiveError {
     /// Seconds a sender should wait before retrying, for the errors that are worth a retry.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ReceiveError::RateLimited { retry_after } => Some(*retry_after),
+            ReceiveError::RateLimited { retry_after }
+            | ReceiveError::AuthBlocked { retry_after } => Some(*retry_after),
             ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
             ReceiveError::Spool(_) => Some(5),
             _ => None,
@@ -86,12 +95,9 @@ impl ReceiveError {
 impl IntoResponse for ReceiveError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            // The writer has logged the store's own error; this adds which request met it.
-            tracing::warn!(error = %self, status = status.as_u16(), "request not stored");
-        } else {
-            tracing::debug!(error = %self, status = status.as_u16(), "request refused");
-        }
+        // Every request, at debug level only: the lines at the default level are written, in
+        // aggregate, by the handlers' refusal log (and the store's own error by its writer).
+        tracing::debug!(error = %self, status = status.as_u16(), "request answered with an error");
         let message = match &self {
             ReceiveError::Spool(SpoolError::Overloaded) => {
                 "the store is busy, retry later".to_owned()

@@ -1,5 +1,6 @@
 //! Route handlers: gather the request, check it, store it, answer.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::{Proof, authenticate};
+use super::client_ip::client_ip;
 use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
 use crate::config::SourceConfig;
@@ -16,9 +18,10 @@ use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
 use crate::metrics::{self, UNKNOWN_SOURCE};
 use crate::pipeline::{self, Outcome, PseudonymKey};
 use crate::spool::{RawRequest, StoredAs};
+use crate::telemetry::SenderText;
 
 /// `POST /iterable/{source}`: Iterable's system webhooks.
-#[tracing::instrument(level = "debug", skip_all, fields(source = %source))]
+#[tracing::instrument(level = "debug", skip_all, fields(source = %SenderText(&source)))]
 pub(super) async fn system_webhook(
     State(state): State<Arc<AppState>>,
     Path(source): Path<String>,
@@ -29,7 +32,11 @@ pub(super) async fn system_webhook(
 
 /// `/iterable/{source}/journey/{journey}`: journey webhooks, any of GET, POST, PUT, PATCH or
 /// DELETE, with a JSON, form or empty body.
-#[tracing::instrument(level = "debug", skip_all, fields(source = %source, journey = %journey))]
+#[tracing::instrument(
+    level = "debug",
+    skip_all,
+    fields(source = %SenderText(&source), journey = %SenderText(&journey))
+)]
 pub(super) async fn journey(
     State(state): State<Arc<AppState>>,
     Path((source, journey)): Path<(String, String)>,
@@ -46,11 +53,14 @@ pub(super) async fn secret_url(
     Path(secret): Path<String>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
+    let client = caller(&state, &incoming);
+    // A blocked address is refused before its guess is looked up.
+    state.auth_blocks.check(client).map_err(|err| counted(&state, UNKNOWN_SOURCE, client, err))?;
     let refused = || {
-        tracing::info!(remote = %incoming.remote.ip(), "refused: unknown secret URL");
+        state.auth_blocks.failed(client);
         let err =
             ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() };
-        counted(&state, UNKNOWN_SOURCE, err)
+        counted(&state, UNKNOWN_SOURCE, client, err)
     };
     let (source, id) = state.secret_urls.lookup(&secret).ok_or_else(refused)?;
     store(&state, &source, Proof::SecretUrl { id, secret: &secret }, incoming).await
@@ -63,8 +73,9 @@ pub(super) async fn snowplow(
     State(state): State<Arc<AppState>>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
+    let client = caller(&state, &incoming);
     let Some(source) = state.config.server.snowplow_source.clone() else {
-        return Err(counted(&state, UNKNOWN_SOURCE, ReceiveError::SnowplowDisabled));
+        return Err(counted(&state, UNKNOWN_SOURCE, client, ReceiveError::SnowplowDisabled));
     };
     let schema = form_urlencoded::parse(incoming.uri.query().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "schema")
@@ -79,32 +90,53 @@ pub(super) async fn snowplow(
         )),
     };
     if let Some(reason) = bad_schema {
-        return Err(counted(&state, &source, ReceiveError::BadRequest(reason)));
+        return Err(counted(&state, &source, client, ReceiveError::BadRequest(reason)));
     }
     store(&state, &source, Proof::Headers, incoming).await
 }
 
-/// The path every webhook takes, counted in `/metrics` whatever its outcome.
+/// The path every webhook takes, counted in `/metrics` whatever its outcome. A blocked
+/// address is refused before anything is compared; a wrong credential counts towards a block.
 async fn store(
     state: &AppState,
     source_name: &str,
     proof: Proof<'_>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    try_store(state, source_name, proof, incoming)
-        .await
-        .map_err(|err| counted(state, source_name, err))
+    let client = caller(state, &incoming);
+    let result = match state.auth_blocks.check(client) {
+        Ok(()) => try_store(state, source_name, proof, incoming).await,
+        Err(blocked) => Err(blocked),
+    };
+    result.map_err(|err| {
+        if matches!(err, ReceiveError::Unauthorized { .. }) {
+            state.auth_blocks.failed(client);
+        }
+        counted(state, source_name, client, err)
+    })
 }
 
-/// Counts a refusal (or a 503) for `/metrics` and hands the error on. `source` may be any
-/// text: a name that is not a configured source is counted as `unknown`.
-fn counted(state: &AppState, source: &str, err: ReceiveError) -> ReceiveError {
+/// The caller's address after trusted proxies, as authentication sees it.
+fn caller(state: &AppState, incoming: &Incoming) -> IpAddr {
+    client_ip(incoming.remote.ip(), &incoming.headers, &state.config.server.trusted_proxies)
+}
+
+/// Counts a refusal (or a 503) for `/metrics`, logs it in aggregate and hands the error on.
+/// `source` may be any text: a name that is not a configured source is counted and logged as
+/// `unknown`.
+fn counted(
+    state: &AppState,
+    source: &str,
+    client: impl Into<Option<IpAddr>>,
+    err: ReceiveError,
+) -> ReceiveError {
+    let source = state.metrics.source_label(source);
     if err.status().is_server_error() {
         state.metrics.unstored(source);
     } else {
         state.metrics.refused(source, err.reason());
-        state.refusal_log.note(source, &err);
     }
+    state.refusal_log.note(source, client.into(), &err);
     err
 }
 
@@ -202,7 +234,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub(super) async fn not_found(State(state): State<Arc<AppState>>) -> ReceiveError {
-    counted(&state, UNKNOWN_SOURCE, ReceiveError::NotFound)
+    counted(&state, UNKNOWN_SOURCE, None, ReceiveError::NotFound)
 }
 
 /// A known path with a method it does not take; axum adds the `Allow` header.

@@ -3,6 +3,7 @@
 //! 2xx before the spool has committed.
 
 mod auth;
+mod auth_block;
 mod client_ip;
 pub mod connection_limit;
 mod error;
@@ -26,6 +27,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::SNOWPLOW_PATH;
 use crate::spool::Spool;
+use auth_block::AuthBlocks;
 use rate_limit::RateLimit;
 use secret_urls::SecretUrls;
 
@@ -39,6 +41,7 @@ pub struct AppState {
     secret_urls: Arc<SecretUrls>,
     pub metrics: Metrics,
     refusal_log: refusal_log::RefusalLog,
+    auth_blocks: AuthBlocks,
 }
 
 impl AppState {
@@ -51,7 +54,8 @@ impl AppState {
         let secret_urls = SecretUrls::start(config.store.db_path());
         let metrics = Metrics::new(&config.sources);
         let refusal_log = refusal_log::RefusalLog::default();
-        AppState { config, spool, rate_limits, secret_urls, metrics, refusal_log }
+        let auth_blocks = AuthBlocks::new(config.server.auth_block);
+        AppState { config, spool, rate_limits, secret_urls, metrics, refusal_log, auth_blocks }
     }
 }
 

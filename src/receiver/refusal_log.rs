@@ -1,52 +1,53 @@
-//! Refusals in the log without a flood: the first of each reason is logged at once, then at
-//! most one line a second per reason, saying how many were left out meanwhile. (401 and 403
-//! have lines of their own, with the caller's address, in `auth.rs`.)
+//! Refusals and 503s in the log without a flood: per reason and source, the first is logged at
+//! once, then at most one line a second, with the caller's address and how many were left
+//! out meanwhile. Every one of them is counted in `/metrics` all the same.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
 
 use super::ReceiveError;
+use crate::telemetry::LogLimit;
 
-const EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct RefusalLog {
-    /// By reason: when a line was last written, and refusals since then not written.
-    last: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    /// By reason and source label (a configured name or `unknown`, never a sender's text, so
+    /// the keys stay few).
+    lines: LogLimit<(&'static str, String)>,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog { lines: LogLimit::per_second() }
+    }
 }
 
 impl RefusalLog {
-    pub(super) fn note(&self, source: &str, err: &ReceiveError) {
+    /// `source` must be a source label; `client` is the caller's address when it is known.
+    pub(super) fn note(&self, source: &str, client: Option<IpAddr>, err: &ReceiveError) {
         let reason = err.reason();
-        if matches!(reason, "unauthorized" | "forbidden") {
-            return;
+        let Some(left_out) = self.lines.admit((reason, source.to_owned())) else { return };
+        let status = err.status().as_u16();
+        let client = client.map(tracing::field::display);
+        if err.status().is_server_error() {
+            // The writer logs the store's own error; this says which requests met it.
+            tracing::warn!(
+                source,
+                reason,
+                status,
+                client,
+                error = %err,
+                not_logged_since_last = left_out,
+                "request not stored"
+            );
+        } else {
+            tracing::info!(
+                source,
+                reason,
+                status,
+                client,
+                error = %err,
+                not_logged_since_last = left_out,
+                "request refused"
+            );
         }
-        let now = Instant::now();
-        let suppressed = {
-            let Ok(mut last) = self.last.lock() else { return };
-            match last.get_mut(reason) {
-                Some((at, skipped)) if now.duration_since(*at) < EVERY => {
-                    *skipped += 1;
-                    return;
-                }
-                Some((at, skipped)) => {
-                    *at = now;
-                    std::mem::take(skipped)
-                }
-                None => {
-                    last.insert(reason, (now, 0));
-                    0
-                }
-            }
-        };
-        tracing::info!(
-            source,
-            reason,
-            status = err.status().as_u16(),
-            error = %err,
-            not_logged_since_last = suppressed,
-            "request refused"
-        );
     }
 }

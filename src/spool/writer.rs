@@ -16,6 +16,7 @@ use crate::config::StoreConfig;
 use crate::pipeline::Outcome;
 use crate::sinks;
 use crate::sinks::sqlite::{Inserts, OnConflict, RawRow};
+use crate::telemetry::LogLimit;
 
 /// How often a writer whose last commit failed checks whether the store is writable again,
 /// so readiness recovers without waiting for traffic.
@@ -131,6 +132,8 @@ fn open_connection(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::
 /// Drains the queue in batches until every sender is gone.
 fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
+    // A full disk fails every batch, hundreds a second: one line a second says so.
+    let failures = LogLimit::per_second();
     loop {
         let first = if shared.writable.load(Ordering::Relaxed) {
             match jobs.recv() {
@@ -155,12 +158,17 @@ fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch
             }
         }
         shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        commit_batch(&mut conn, &mut batch, &shared);
+        commit_batch(&mut conn, &mut batch, &shared, &failures);
     }
 }
 
 /// Writes one batch in one transaction and answers every request in it.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, shared: &Shared) {
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<Job>,
+    shared: &Shared,
+    failures: &LogLimit<()>,
+) {
     match write_batch(conn, batch) {
         Ok(written) => {
             shared.writable.store(true, Ordering::Relaxed);
@@ -180,11 +188,14 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, shared: &Shared) {
         }
         Err(err) => {
             shared.writable.store(false, Ordering::Relaxed);
-            tracing::error!(
-                error = %err,
-                requests = batch.len(),
-                "failed to commit to the store; answering 503 so the senders retry"
-            );
+            if let Some(left_out) = failures.admit(()) {
+                tracing::error!(
+                    error = %err,
+                    requests = batch.len(),
+                    failed_batches_not_logged_since_last = left_out,
+                    "failed to commit to the store; answering 503 so the senders retry"
+                );
+            }
             batch.drain(..).for_each(Job::fail);
         }
     }

@@ -46,11 +46,23 @@ pub(crate) struct Server {
 impl Server {
     /// Spawns `command` and waits for the banner's first line,
     /// `hookhouse <version> listening on http://<addr>`.
-    pub(crate) async fn start(mut command: Command) -> Server {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    pub(crate) async fn start(command: Command) -> Server {
+        Self::start_with_stderr(command, Stdio::piped()).await
+    }
+
+    /// As [`Server::start`], with stderr going to `stderr` (a file, say); unless it is a pipe,
+    /// [`Server::stderr`] is then empty.
+    pub(crate) async fn start_with_stderr(
+        mut command: Command,
+        stderr: impl Into<Stdio>,
+    ) -> Server {
+        command.stdout(Stdio::piped()).stderr(stderr);
         let mut child = command.spawn().expect("failed to spawn hookhouse");
         let stdout = Output::capture(child.stdout.take().expect("piped stdout"));
-        let stderr = Output::capture(child.stderr.take().expect("piped stderr"));
+        let stderr = match child.stderr.take() {
+            Some(piped) => Output::capture(piped),
+            None => Output::capture(std::io::empty()),
+        };
         // From here on the guard owns the child, so a failed start-up still kills it.
         let mut server = Server { child, exited: None, base_url: String::new(), stdout, stderr };
         let prefix = format!("hookhouse {} listening on ", env!("CARGO_PKG_VERSION"));
@@ -125,6 +137,11 @@ impl Server {
             assert!(Instant::now() < deadline, "stdout never showed {needle:?}:\n{text}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Everything written to stderr (the log) so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.text()
     }
 
     /// Both streams, for failure messages.

@@ -29,6 +29,7 @@ use crate::metrics::{Metrics, SinkMetrics};
 use crate::sinks::batch::{self, Batch};
 use crate::sinks::cursor::{self, Cursor};
 use crate::spool::{Spool, SpoolError, format_time};
+use crate::telemetry::SenderText;
 use load::{Connections, Refusal, SINK_NAME};
 
 #[derive(Debug, thiserror::Error)]
@@ -363,7 +364,8 @@ impl PostgresSink {
                 Ok(Step::CaughtUp) => POLL,
                 Err(err) => {
                     let message = err.to_string();
-                    tracing::warn!(error = %message, retry_in_ms = retry.as_millis() as u64,
+                    // The warehouse's message may quote a value a sender chose.
+                    tracing::warn!(error = %SenderText(&message), retry_in_ms = retry.as_millis() as u64,
                         "PostgreSQL sink failed; events stay in the spool until it loads them");
                     self.record_error(message).await;
                     self.metrics.failures.inc();
