@@ -30,11 +30,16 @@ pub(super) async fn send(
         .default_headers(plan.headers.clone())
         .build()
         .context("failed to build the HTTP client")?;
-    let (count, deadline) = match plan.limit {
-        Limit::Count(count) => (Some(count), None),
-        Limit::Duration(duration) => (None, Some(Instant::now() + duration)),
+    let count = match plan.limit {
+        Limit::Count(count) => Some(count),
+        Limit::Duration(_) => None,
     };
+    // The recorder's clock starts first, so a `--duration` run never reports less than it.
     let mut recorder = Recorder::new(count);
+    let deadline = match plan.limit {
+        Limit::Count(_) => None,
+        Limit::Duration(duration) => Some(Instant::now() + duration),
+    };
     let time_up = async move {
         match deadline {
             Some(deadline) => sleep_until(deadline).await,
