@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::ReceiveError;
 use super::client_ip::{allowed, client_ip};
+use super::drain::refuse;
 use super::request::{BodyLimits, Incoming};
 use crate::config::{SourceAuth, SourceConfig};
 use crate::spool::RawRequest;
@@ -48,12 +49,12 @@ pub(super) async fn authenticate(
     proof: Proof,
     trusted_proxies: &[IpNet],
     mut incoming: Incoming,
-    limits: BodyLimits,
+    limits: BodyLimits<'_>,
 ) -> Result<AcceptedRequest, ReceiveError> {
     let client = client_ip(incoming.remote.ip(), &incoming.headers, trusted_proxies);
     if !allowed(client, &source.allow) {
         tracing::info!(source = %source.name, client = %client, "refused: address not allowed");
-        return Err(ReceiveError::Forbidden);
+        return Err(refuse(incoming.body, limits.max_bytes, ReceiveError::Forbidden).await);
     }
     if let Proof::SecretUrl { id } = proof {
         // The path holds the secret: store which URL it was, never the secret.
@@ -68,7 +69,8 @@ pub(super) async fn authenticate(
             remote = %incoming.remote.ip(),
             "refused: missing or wrong credentials"
         );
-        return Err(ReceiveError::Unauthorized { challenge: challenge(&source.auth) });
+        let err = ReceiveError::Unauthorized { challenge: challenge(&source.auth) };
+        return Err(refuse(incoming.body, limits.max_bytes, err).await);
     }
     let raw = incoming.into_raw(&source.name, source.auth.secret_header(), limits).await?;
     Ok(AcceptedRequest { raw })

@@ -32,6 +32,10 @@ pub enum ReceiveError {
     Forbidden,
     #[error("missing or wrong credentials")]
     Unauthorized { challenge: String },
+    #[error("the request line and headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("too many request bodies are arriving at once, retry later")]
+    BodyBudget,
     #[error("the request could not be stored")]
     Spool(#[from] SpoolError),
 }
@@ -50,7 +54,8 @@ impl ReceiveError {
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead => StatusCode::BAD_REQUEST,
             ReceiveError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ReceiveError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ReceiveError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ReceiveError::BodyBudget | ReceiveError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -68,6 +73,8 @@ impl ReceiveError {
             ReceiveError::RateLimited { .. } => "rate_limited",
             ReceiveError::Forbidden => "forbidden",
             ReceiveError::Unauthorized { .. } => "unauthorized",
+            ReceiveError::HeadersTooLarge { .. } => "headers_too_large",
+            ReceiveError::BodyBudget => "body_budget",
             ReceiveError::Spool(_) => "store_unavailable",
         }
     }
@@ -76,7 +83,7 @@ impl ReceiveError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ReceiveError::RateLimited { retry_after } => Some(*retry_after),
-            ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
+            ReceiveError::BodyBudget | ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
             ReceiveError::Spool(_) => Some(5),
             _ => None,
         }
@@ -86,7 +93,8 @@ impl ReceiveError {
 impl IntoResponse for ReceiveError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // A full body budget is load shedding, as common as the flood that fills it.
+        if status.is_server_error() && !matches!(self, ReceiveError::BodyBudget) {
             // The writer has logged the store's own error; this adds which request met it.
             tracing::warn!(error = %self, status = status.as_u16(), "request not stored");
         } else {

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::{Proof, authenticate};
+use super::drain::refuse;
 use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
 use crate::config::SourceConfig;
@@ -52,7 +54,10 @@ pub(super) async fn secret_url(
             ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() };
         counted(&state, UNKNOWN_SOURCE, err)
     };
-    let (source, id) = state.secret_urls.lookup(&secret).ok_or_else(refused)?;
+    let Some((source, id)) = state.secret_urls.lookup(&secret) else {
+        let err = refused();
+        return Err(refuse(incoming.body, state.config.server.max_body_bytes, err).await);
+    };
     store(&state, &source, Proof::SecretUrl { id }, incoming).await
 }
 
@@ -63,8 +68,10 @@ pub(super) async fn snowplow(
     State(state): State<Arc<AppState>>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
+    let max_body = state.config.server.max_body_bytes;
     let Some(source) = state.config.server.snowplow_source.clone() else {
-        return Err(counted(&state, UNKNOWN_SOURCE, ReceiveError::SnowplowDisabled));
+        let err = counted(&state, UNKNOWN_SOURCE, ReceiveError::SnowplowDisabled);
+        return Err(refuse(incoming.body, max_body, err).await);
     };
     let schema = form_urlencoded::parse(incoming.uri.query().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "schema")
@@ -79,7 +86,8 @@ pub(super) async fn snowplow(
         )),
     };
     if let Some(reason) = bad_schema {
-        return Err(counted(&state, &source, ReceiveError::BadRequest(reason)));
+        let err = counted(&state, &source, ReceiveError::BadRequest(reason));
+        return Err(refuse(incoming.body, max_body, err).await);
     }
     store(&state, &source, Proof::Headers, incoming).await
 }
@@ -115,12 +123,23 @@ async fn try_store(
     proof: Proof,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    let source = state
-        .config
-        .source(source_name)
-        .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
     let server = &state.config.server;
-    let limits = BodyLimits { max_bytes: server.max_body_bytes, timeout: server.body_read_timeout };
+    let max_head = server.max_header_bytes.get();
+    if incoming.head_len() > max_head {
+        let err = ReceiveError::HeadersTooLarge { limit: max_head };
+        return Err(refuse(incoming.body, server.max_body_bytes, err).await);
+    }
+    let Some(source) = state.config.source(source_name) else {
+        let err = ReceiveError::UnknownSource(source_name.to_owned());
+        return Err(refuse(incoming.body, server.max_body_bytes, err).await);
+    };
+    // Held until the request is stored: a body waiting for its commit is still in memory.
+    let mut held = state.body_budget.reservation();
+    let limits = BodyLimits {
+        max_bytes: server.max_body_bytes,
+        timeout: server.body_read_timeout,
+        held: &mut held,
+    };
     let accepted = authenticate(source, proof, &server.trusted_proxies, incoming, limits).await?;
     // Counted only once the sender proved it may send, so strangers cannot use up the limit.
     if let Some(limit) = state.rate_limits.get(&source.name) {
@@ -198,8 +217,9 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub(super) async fn not_found(State(state): State<Arc<AppState>>) -> ReceiveError {
-    counted(&state, UNKNOWN_SOURCE, ReceiveError::NotFound)
+pub(super) async fn not_found(State(state): State<Arc<AppState>>, body: Body) -> ReceiveError {
+    let err = counted(&state, UNKNOWN_SOURCE, ReceiveError::NotFound);
+    refuse(body, state.config.server.max_body_bytes, err).await
 }
 
 /// A known path with a method it does not take; axum adds the `Allow` header.

@@ -3,8 +3,10 @@
 //! 2xx before the spool has committed.
 
 mod auth;
+mod body_budget;
 mod client_ip;
 pub mod connection_limit;
+mod drain;
 mod error;
 mod handlers;
 mod rate_limit;
@@ -38,6 +40,8 @@ pub struct AppState {
     secret_urls: Arc<SecretUrls>,
     pub metrics: Metrics,
     refusal_log: refusal_log::RefusalLog,
+    /// Request bodies held in memory, across every connection.
+    body_budget: Arc<body_budget::BodyBudget>,
 }
 
 impl AppState {
@@ -50,7 +54,8 @@ impl AppState {
         let secret_urls = SecretUrls::start(config.store.db_path());
         let metrics = Metrics::new(&config.sources);
         let refusal_log = refusal_log::RefusalLog::default();
-        AppState { config, spool, rate_limits, secret_urls, metrics, refusal_log }
+        let body_budget = body_budget::BodyBudget::new(config.server.max_inflight_body_bytes.get());
+        AppState { config, spool, rate_limits, secret_urls, metrics, refusal_log, body_budget }
     }
 }
 
