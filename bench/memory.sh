@@ -11,9 +11,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --release --bin hookhouse --example memory >&2
+# The server is what is measured: release. The load generator is built like the tests (its
+# dev-dependencies would otherwise change the release build's features and rebuild it all).
+cargo build --release --bin hookhouse >&2
+cargo build --example memory >&2
 HOOKHOUSE_BIN=${1:-$TARGET_DIR/release/hookhouse}
-LOAD_BIN="$TARGET_DIR/release/examples/memory"
+LOAD_BIN="$TARGET_DIR/debug/examples/memory"
 ulimit -n 65536 2>/dev/null || true
 
 SERVER_PID=""
