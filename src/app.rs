@@ -95,7 +95,13 @@ impl App {
             None => None,
         };
         let server = &state.config.server;
-        let (grace, header_timeout) = (server.shutdown_timeout, server.header_read_timeout);
+        let grace = server.shutdown_timeout;
+        let settings = http_server::Settings {
+            header_read_timeout: server.header_read_timeout,
+            idle_timeout: server.idle_timeout,
+            max_http2_streams: u32::try_from(server.max_http2_streams.get()).unwrap_or(u32::MAX),
+            max_header_bytes: server.max_header_bytes.get(),
+        };
         let listener = LimitedListener::new(listener, server.max_connections.get());
         let transport = match tls {
             None => Transport::Plain,
@@ -105,7 +111,7 @@ impl App {
             }
         };
         let router = receiver::router(state);
-        let drained = serve(listener, router, transport, shutdown, grace, header_timeout).await;
+        let drained = serve(listener, router, transport, shutdown, grace, settings).await;
         // The sinks stop after their current batch; whatever they had not loaded stays in the
         // spool behind their cursors.
         let _ = stop_sinks.send(true);
@@ -149,14 +155,14 @@ async fn serve(
     transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-    header_timeout: Duration,
+    settings: http_server::Settings,
 ) -> bool {
     let (began, shutdown_began) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         let _ = began.send(());
     };
-    let served = http_server::serve(listener, router, transport, signal, header_timeout);
+    let served = http_server::serve(listener, router, transport, signal, settings);
     let deadline = async move {
         match shutdown_began.await {
             Ok(()) => tokio::time::sleep(grace).await,

@@ -8,7 +8,8 @@
 //! - [`cli`]: subcommands and what they print.
 //! - [`config`]: defaults, TOML file, `HOOKHOUSE_*` variables and flags, validated in one pass.
 //! - [`app`]: start-up wiring and graceful shutdown; `http_server`: the accept loop (plain or
-//!   TLS) with its connection limit and header-read timeout.
+//!   TLS) with its connection limit, its timers for silent and idle connections, and HTTP/2
+//!   flow control.
 //! - [`receiver`]: HTTP routes, authentication, limits, errors to statuses.
 //! - [`iterable`]: Iterable's envelope, timestamps and ids.
 //! - [`pipeline`]: a stored request in, canonical events and failures out.

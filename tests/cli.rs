@@ -222,11 +222,12 @@ async fn a_stalled_client_does_not_hold_shutdown_past_its_timeout() {
     let mut command = serve_with_config(dir.path(), &config, &["--listen", "127.0.0.1:0"]);
     command.arg("--data-dir").arg(dir.path().join("data"));
     let mut server = Server::start(command).await;
-    // Half a request, headers never finished, as a slow or hostile client leaves it; then a
-    // pause so the server has surely accepted the connection and is reading it.
+    // Half a request, its body never finished, as a slow or hostile client leaves it (one
+    // still in its head has no request to finish and is dropped at once); then a pause so the
+    // server has surely accepted the connection and is reading the body.
     let mut stalled = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
     stalled
-        .write_all(b"POST /iterable/default HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n")
+        .write_all(b"POST /iterable/default HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

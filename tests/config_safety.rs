@@ -173,7 +173,7 @@ fn check_config_shows_every_timeout_and_limit() {
         ("max_connections", 10_000),
         ("max_http2_streams", 100),
         ("max_header_bytes", 65_536),
-        ("max_inflight_body_bytes", 268_435_456),
+        ("max_inflight_body_bytes", 134_217_728),
         ("max_auth_failures_per_minute", 20),
         ("auth_block_secs", 60),
     ] {

@@ -134,7 +134,8 @@ fn accounted(log: &str, needles: &[&str], left_out_field: &str) -> (usize, u64) 
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("hookhouse.toml");
-    let text = "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"flood-token-0123456789\"]\n";
+    let text =
+        "[[sources]]\nname = \"prod\"\nauth = \"token\"\nsecrets = [\"flood-token-0123456789\"]\n";
     std::fs::write(&path, text).unwrap();
     path
 }

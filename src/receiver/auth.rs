@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::ReceiveError;
 use super::client_ip::{allowed, client_ip};
+use super::drain::refuse;
 use super::redact::Redaction;
 use super::request::{BodyLimits, Incoming};
 use crate::config::{SourceAuth, SourceConfig};
@@ -51,12 +52,12 @@ pub(super) async fn authenticate(
     trusted_proxies: &[IpNet],
     keep_headers: &[String],
     mut incoming: Incoming,
-    limits: BodyLimits,
+    limits: BodyLimits<'_>,
 ) -> Result<AcceptedRequest, ReceiveError> {
     let client = client_ip(incoming.remote.ip(), &incoming.headers, trusted_proxies);
     // Refusals are logged in aggregate, with the address, by the handlers' refusal log.
     if !allowed(client, &source.allow) {
-        return Err(ReceiveError::Forbidden);
+        return Err(refuse(incoming.body, limits.max_bytes, ReceiveError::Forbidden).await);
     }
     let mut redaction = Redaction {
         keep_headers,
@@ -71,7 +72,8 @@ pub(super) async fn authenticate(
             .parse()
             .map_err(|_| ReceiveError::BadRequest("malformed query string".to_owned()))?;
     } else if !credentials_match(&source.auth, &incoming.headers) {
-        return Err(ReceiveError::Unauthorized { challenge: challenge(&source.auth) });
+        let err = ReceiveError::Unauthorized { challenge: challenge(&source.auth) };
+        return Err(refuse(incoming.body, limits.max_bytes, err).await);
     }
     let raw = incoming.into_raw(&source.name, &redaction, client, limits).await?;
     Ok(AcceptedRequest { raw })

@@ -37,6 +37,10 @@ pub enum ReceiveError {
     Forbidden,
     #[error("missing or wrong credentials")]
     Unauthorized { challenge: String },
+    #[error("the request line and headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("too many request bodies are arriving at once, retry later")]
+    BodyBudget,
     #[error("the request could not be stored")]
     Spool(#[from] SpoolError),
 }
@@ -57,7 +61,8 @@ impl ReceiveError {
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead => StatusCode::BAD_REQUEST,
             ReceiveError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ReceiveError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ReceiveError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ReceiveError::BodyBudget | ReceiveError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -76,6 +81,8 @@ impl ReceiveError {
             ReceiveError::AuthBlocked { .. } => "auth_blocked",
             ReceiveError::Forbidden => "forbidden",
             ReceiveError::Unauthorized { .. } => "unauthorized",
+            ReceiveError::HeadersTooLarge { .. } => "headers_too_large",
+            ReceiveError::BodyBudget => "body_budget",
             ReceiveError::Spool(_) => "store_unavailable",
         }
     }
@@ -85,7 +92,7 @@ impl ReceiveError {
         match self {
             ReceiveError::RateLimited { retry_after }
             | ReceiveError::AuthBlocked { retry_after } => Some(*retry_after),
-            ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
+            ReceiveError::BodyBudget | ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
             ReceiveError::Spool(_) => Some(5),
             _ => None,
         }

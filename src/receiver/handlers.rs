@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +12,7 @@ use serde_json::json;
 
 use super::auth::{Proof, authenticate};
 use super::client_ip::client_ip;
+use super::drain::refuse;
 use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
 use crate::config::SourceConfig;
@@ -55,14 +57,20 @@ pub(super) async fn secret_url(
 ) -> Result<Response, ReceiveError> {
     let client = caller(&state, &incoming);
     // A blocked address is refused before its guess is looked up.
-    state.auth_blocks.check(client).map_err(|err| counted(&state, UNKNOWN_SOURCE, client, err))?;
+    if let Err(blocked) = state.auth_blocks.check(client) {
+        let err = counted(&state, UNKNOWN_SOURCE, client, blocked);
+        return Err(refuse(incoming.body, state.config.server.max_body_bytes, err).await);
+    }
     let refused = || {
         state.auth_blocks.failed(client);
         let err =
             ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() };
         counted(&state, UNKNOWN_SOURCE, client, err)
     };
-    let (source, id) = state.secret_urls.lookup(&secret).ok_or_else(refused)?;
+    let Some((source, id)) = state.secret_urls.lookup(&secret) else {
+        let err = refused();
+        return Err(refuse(incoming.body, state.config.server.max_body_bytes, err).await);
+    };
     store(&state, &source, Proof::SecretUrl { id, secret: &secret }, incoming).await
 }
 
@@ -74,8 +82,10 @@ pub(super) async fn snowplow(
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
     let client = caller(&state, &incoming);
+    let max_body = state.config.server.max_body_bytes;
     let Some(source) = state.config.server.snowplow_source.clone() else {
-        return Err(counted(&state, UNKNOWN_SOURCE, client, ReceiveError::SnowplowDisabled));
+        let err = counted(&state, UNKNOWN_SOURCE, client, ReceiveError::SnowplowDisabled);
+        return Err(refuse(incoming.body, max_body, err).await);
     };
     let schema = form_urlencoded::parse(incoming.uri.query().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "schema")
@@ -90,7 +100,8 @@ pub(super) async fn snowplow(
         )),
     };
     if let Some(reason) = bad_schema {
-        return Err(counted(&state, &source, client, ReceiveError::BadRequest(reason)));
+        let err = counted(&state, &source, client, ReceiveError::BadRequest(reason));
+        return Err(refuse(incoming.body, max_body, err).await);
     }
     store(&state, &source, Proof::Headers, incoming).await
 }
@@ -106,7 +117,9 @@ async fn store(
     let client = caller(state, &incoming);
     let result = match state.auth_blocks.check(client) {
         Ok(()) => try_store(state, source_name, proof, incoming).await,
-        Err(blocked) => Err(blocked),
+        Err(blocked) => {
+            Err(refuse(incoming.body, state.config.server.max_body_bytes, blocked).await)
+        }
     };
     result.map_err(|err| {
         if matches!(err, ReceiveError::Unauthorized { .. }) {
@@ -147,12 +160,23 @@ async fn try_store(
     proof: Proof<'_>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    let source = state
-        .config
-        .source(source_name)
-        .ok_or_else(|| ReceiveError::UnknownSource(source_name.to_owned()))?;
     let server = &state.config.server;
-    let limits = BodyLimits { max_bytes: server.max_body_bytes, timeout: server.body_read_timeout };
+    let max_head = server.max_header_bytes.get();
+    if incoming.head_len() > max_head {
+        let err = ReceiveError::HeadersTooLarge { limit: max_head };
+        return Err(refuse(incoming.body, server.max_body_bytes, err).await);
+    }
+    let Some(source) = state.config.source(source_name) else {
+        let err = ReceiveError::UnknownSource(source_name.to_owned());
+        return Err(refuse(incoming.body, server.max_body_bytes, err).await);
+    };
+    // Held until the request is stored: a body waiting for its commit is still in memory.
+    let mut held = state.body_budget.reservation();
+    let limits = BodyLimits {
+        max_bytes: server.max_body_bytes,
+        timeout: server.body_read_timeout,
+        held: &mut held,
+    };
     let keep_headers = &state.config.store.keep_headers;
     let accepted =
         authenticate(source, proof, &server.trusted_proxies, keep_headers, incoming, limits)
@@ -233,8 +257,9 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub(super) async fn not_found(State(state): State<Arc<AppState>>) -> ReceiveError {
-    counted(&state, UNKNOWN_SOURCE, None, ReceiveError::NotFound)
+pub(super) async fn not_found(State(state): State<Arc<AppState>>, body: Body) -> ReceiveError {
+    let err = counted(&state, UNKNOWN_SOURCE, None, ReceiveError::NotFound);
+    refuse(body, state.config.server.max_body_bytes, err).await
 }
 
 /// A known path with a method it does not take; axum adds the `Allow` header.

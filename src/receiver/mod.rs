@@ -4,8 +4,10 @@
 
 mod auth;
 mod auth_block;
+mod body_budget;
 mod client_ip;
 pub mod connection_limit;
+mod drain;
 mod error;
 mod handlers;
 mod rate_limit;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub metrics: Metrics,
     refusal_log: refusal_log::RefusalLog,
     auth_blocks: AuthBlocks,
+    /// Request bodies held in memory, across every connection.
+    body_budget: Arc<body_budget::BodyBudget>,
 }
 
 impl AppState {
@@ -55,7 +59,17 @@ impl AppState {
         let metrics = Metrics::new(&config.sources);
         let refusal_log = refusal_log::RefusalLog::default();
         let auth_blocks = AuthBlocks::new(config.server.auth_block);
-        AppState { config, spool, rate_limits, secret_urls, metrics, refusal_log, auth_blocks }
+        let body_budget = body_budget::BodyBudget::new(config.server.max_inflight_body_bytes.get());
+        AppState {
+            config,
+            spool,
+            rate_limits,
+            secret_urls,
+            metrics,
+            refusal_log,
+            auth_blocks,
+            body_budget,
+        }
     }
 }
 

@@ -4,19 +4,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::ReceiveError;
+use super::body_budget::{self, Reservation};
 use super::redact::Redaction;
 use crate::pipeline::ContentKind;
 use crate::spool::{RawRequest, sha256_hex};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{HeaderMap, Method, Uri, header};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 /// How much body to read and for how long.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct BodyLimits {
+#[derive(Debug)]
+pub(super) struct BodyLimits<'a> {
     pub(super) max_bytes: usize,
     pub(super) timeout: Duration,
+    /// Grown as the body is read; the caller keeps it until the body is stored.
+    pub(super) held: &'a mut Reservation,
 }
 
 /// The parts of a request the receiver needs, gathered by the handlers.
@@ -45,6 +47,16 @@ impl<S: Send + Sync> FromRequest<S> for Incoming {
 }
 
 impl Incoming {
+    /// The request line and headers as HTTP/1.1 writes them (`name: value\r\n`): what
+    /// `server.max_header_bytes` measures, over HTTP/2 too.
+    pub(super) fn head_len(&self) -> usize {
+        let target = self.uri.path_and_query().map_or(1, |target| target.as_str().len());
+        let line = self.method.as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
+        self.headers
+            .iter()
+            .fold(line, |len, (name, value)| len + name.as_str().len() + value.len() + 4)
+    }
+
     /// Reads the body (at most `limits.max_bytes`, within `limits.timeout`) and builds the
     /// stored record, refusing bodies that are too large, too slow or of a type we cannot read.
     ///
@@ -55,24 +67,9 @@ impl Incoming {
         source: &str,
         redaction: &Redaction<'_>,
         client: IpAddr,
-        limits: BodyLimits,
+        limits: BodyLimits<'_>,
     ) -> Result<RawRequest, ReceiveError> {
-        let too_large = ReceiveError::TooLarge { limit: limits.max_bytes };
-        let declared = self
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limits.max_bytes as u64) {
-            return Err(too_large);
-        }
-        let read = Limited::new(self.body, limits.max_bytes).collect();
-        let body = match tokio::time::timeout(limits.timeout, read).await {
-            Err(_) => return Err(ReceiveError::BodyTimeout),
-            Ok(Err(err)) if err.is::<LengthLimitError>() => return Err(too_large),
-            Ok(Err(_)) => return Err(ReceiveError::BodyRead),
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+        let body = body_budget::read(self.body, &self.headers, limits).await?;
         let body = redaction.body(body);
         let content_type = self
             .headers
