@@ -18,6 +18,8 @@ pub enum ReceiveError {
     TooLarge { limit: usize },
     #[error("unsupported content type `{0}`: send JSON or a form")]
     UnsupportedMediaType(String),
+    #[error("unsupported content encoding `{0}`: send gzip, deflate or no encoding")]
+    UnsupportedEncoding(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("failed to read the request body")]
@@ -46,7 +48,9 @@ impl ReceiveError {
             ReceiveError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ReceiveError::Forbidden => StatusCode::FORBIDDEN,
             ReceiveError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ReceiveError::UnsupportedMediaType(_) | ReceiveError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead => StatusCode::BAD_REQUEST,
             ReceiveError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -61,6 +65,7 @@ impl ReceiveError {
             ReceiveError::SnowplowDisabled => "snowplow_disabled",
             ReceiveError::TooLarge { .. } => "too_large",
             ReceiveError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ReceiveError::UnsupportedEncoding(_) => "unsupported_encoding",
             ReceiveError::BadRequest(_) => "bad_request",
             ReceiveError::BodyRead => "body_read",
             ReceiveError::BodyTimeout => "body_timeout",

@@ -5,8 +5,10 @@
 mod auth;
 mod client_ip;
 pub mod connection_limit;
+mod content_encoding;
 mod error;
 mod handlers;
+mod normalise;
 mod rate_limit;
 mod refusal_log;
 mod request;

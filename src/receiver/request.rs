@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Method, Uri, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
-use super::ReceiveError;
+use super::{ReceiveError, content_encoding};
 use crate::pipeline::ContentKind;
 use crate::spool::{RawRequest, sha256_hex};
 
@@ -83,6 +83,9 @@ impl Incoming {
             Ok(Err(_)) => return Err(ReceiveError::BodyRead),
             Ok(Ok(collected)) => collected.to_bytes(),
         };
+        // Stored decoded, so replay and sinks read it as any body; `body_sha256` is of these
+        // bytes, and the kept `content-encoding` header says how it arrived.
+        let body = content_encoding::decode(&self.headers, body, limits.max_bytes)?;
         let content_type = self
             .headers
             .get(header::CONTENT_TYPE)
