@@ -7,11 +7,12 @@ use crate::pipeline::{self, Outcome, PseudonymKey};
 use crate::spool::SpoolError;
 
 /// Bodies above this are normalised on the blocking pool. Iterable's events are one to a few
-/// KiB; handing one to another thread costs a wake-up and two cross-thread hand-overs, more
-/// than normalising it takes, so small bodies stay inline. At this size the pipeline takes
-/// about a millisecond even for a body made only of personal values, short enough to run on a
-/// worker; past it (up to `server.max_body_bytes`) it grows to tens of milliseconds.
-const INLINE_MAX_BODY_BYTES: usize = 64 * 1024;
+/// KiB and take about 20 µs; handing one to another thread costs a wake-up and two
+/// cross-thread hand-overs, a large share of that, so they stay inline. The worst body,
+/// made only of personal values, takes about 0.5 ms a KiB (975 KB: 0.45 s on a loaded
+/// two-core machine, `bench/pseudonymise.rs`), so at this size a worker is held for a few
+/// milliseconds at most, past it for up to the whole body limit's worth.
+const INLINE_MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The request's events and failures, with its source's key. Hands the request back, since
 /// the blocking pool needs to own what it works on.
