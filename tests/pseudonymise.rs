@@ -1,10 +1,13 @@
 //! Pseudonymisation and dropped raw bodies through the HTTP port: no plaintext email, phone
-//! number or IP address in any byte of the store, stable digests per key, different digests
-//! across keys, failed requests kept whole, and a replay that needs the key.
+//! number or IP address in any byte of the store, in any case or percent-encoding, nor in the
+//! kept headers; stable digests per key, different digests across keys, failed requests kept
+//! whole, a replay that needs the key, and bodies made of 75,000 addresses that neither take
+//! long nor stop `/healthz` answering.
 
 mod common;
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use common::{TestApp, spawn_app_with};
 use hmac::{Hmac, Mac};
@@ -68,6 +71,14 @@ fn stored_anywhere(app: &TestApp, needle: &str) -> bool {
     std::fs::read_dir(app.data_dir.path()).unwrap().any(|entry| {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         bytes.windows(needle.len()).any(|window| window == needle.as_bytes())
+    })
+}
+
+/// [`stored_anywhere`] in any ASCII case.
+fn stored_in_any_case(app: &TestApp, needle: &str) -> bool {
+    std::fs::read_dir(app.data_dir.path()).unwrap().any(|entry| {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
     })
 }
 
@@ -182,4 +193,129 @@ async fn another_key_gives_other_digests_and_replay_needs_the_key() {
     let ids_after: i64 =
         db.query_row("SELECT count(DISTINCT event_id) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(ids_after, ids_before);
+}
+
+#[tokio::test]
+async fn encoded_and_recased_addresses_and_kept_headers_are_hidden_too() {
+    const ADA: &str = "Ada.Lovelace@example.com";
+    let app = spawn_app_with(|c| {
+        c.sources = vec![private_source("private", KEY_A, true)];
+        // Not kept by default; a user may add it, and then it carries the address.
+        c.store.keep_headers.push("referer".to_owned());
+    })
+    .await;
+    let body = format!(
+        r#"{{"email":"{ADA}","eventName":"emailClick","dataFields":{{"email":"{ADA}",
+        "createdAt":"2024-03-08 18:30:12 +00:00","messageId":"m-enc",
+        "url":"https://shop.example/?e=Ada.Lovelace%40example.com",
+        "linkUrl":"https://shop.example/welcome?u=ADA.LOVELACE@EXAMPLE.COM&p=%2B16175550143",
+        "toPhoneNumber":"{TO_PHONE}"}}}}"#
+    );
+    let response = app
+        .client
+        .post(app.url("/iterable/private"))
+        .header("content-type", "application/json")
+        .header("referer", "https://mail.example/open?to=ada.lovelace%40example.com")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let spellings = ["ada.lovelace@example.com", "ada.lovelace%40example.com", "16175550143"];
+    for plain in spellings {
+        assert!(!stored_in_any_case(&app, plain), "`{plain}` is in the store while serving");
+    }
+    let (email, phone) = (hmac_hex(KEY_A, ADA), hmac_hex(KEY_A, TO_PHONE));
+    let (url, link_url, headers): (String, String, String) = app
+        .db()
+        .query_row(
+            "SELECT e.url, e.link_url, r.headers FROM events e JOIN raw_requests r ON r.seq = e.raw_seq",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    // Every spelling gets the digest of the address as found under `email`, so they join.
+    assert_eq!(url, format!("https://shop.example/?e={email}"));
+    assert_eq!(link_url, format!("https://shop.example/welcome?u={email}&p={phone}"));
+    let headers: serde_json::Value = serde_json::from_str(&headers).unwrap();
+    assert_eq!(headers["referer"], format!("https://mail.example/open?to={email}"));
+
+    let dir = app.stop().await.unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for plain in spellings {
+            assert!(!bytes.windows(plain.len()).any(|w| w.eq_ignore_ascii_case(plain.as_bytes())));
+        }
+    }
+}
+
+/// About 975 KB: one click whose `email` holds 75,000 distinct addresses (the quadratic case of
+/// a naive replacement), and a URL that embeds the last of them.
+fn many_addresses(message_id: &str) -> String {
+    let emails: Vec<String> = (0..75_000).map(|i| format!(r#""{i}@x.io""#)).collect();
+    format!(
+        r#"{{"eventName":"emailClick","email":[{}],"dataFields":{{"messageId":"{message_id}",
+        "createdAt":"2024-03-08 18:30:12 +00:00","url":"https://shop.example/?u=74999%40x.io"}}}}"#,
+        emails.join(",")
+    )
+}
+
+/// A runtime of its own for the server, with two workers as on the machines it runs on, so a
+/// server that blocks its workers cannot also stop the test that measures it. Dropped without
+/// waiting for them: a blocked one would hold a failing test for minutes.
+struct ServerRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for ServerRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[tokio::test]
+async fn bodies_of_many_addresses_are_stored_while_healthz_keeps_answering() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server = ServerRuntime(Some(runtime));
+    let spawned = server.0.as_ref().unwrap().spawn(spawn_app_with(|c| {
+        c.sources = vec![private_source("private", KEY_A, true)];
+    }));
+    let app = spawned.await.unwrap();
+    let bodies: Vec<String> = (0..4).map(|i| many_addresses(&format!("m-{i}"))).collect();
+    assert!(bodies.iter().all(|body| (900_000..1_048_576).contains(&body.len())));
+    let started = Instant::now();
+    let posts = bodies.into_iter().map(|body| {
+        let (client, url) = (app.client.clone(), app.url("/iterable/private"));
+        tokio::spawn(async move {
+            let response = client.post(url).header("content-type", "application/json").body(body);
+            response.send().await.unwrap().status().as_u16()
+        })
+    });
+    let posts: Vec<_> = posts.collect();
+    // Polled until every post is answered (at most 60 s, so a server that stalls fails here
+    // rather than hanging).
+    let mut slowest = Duration::ZERO;
+    while !posts.iter().all(|post| post.is_finished())
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        let asked = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), app.get("/healthz")).await;
+        slowest = slowest.max(asked.elapsed());
+        assert!(answer.is_ok_and(|answer| answer.status() == 200), "healthz did not answer");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap(), 200, "after {:?}", started.elapsed());
+    }
+    println!("4 posts stored in {:?}; slowest /healthz {slowest:?}", started.elapsed());
+    assert!(slowest < Duration::from_millis(100), "/healthz took {slowest:?}");
+    assert_eq!(app.count("SELECT count(*) FROM events"), 4);
+    let url: String =
+        app.db().query_row("SELECT url FROM events LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(url, format!("https://shop.example/?u={}", hmac_hex(KEY_A, "74999@x.io")));
+    assert!(!stored_anywhere(&app, "74999@x.io"));
+    app.stop().await.unwrap();
+    drop(server);
 }

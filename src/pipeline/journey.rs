@@ -25,11 +25,13 @@ pub struct JourneyCall {
     pub data: String,
 }
 
+/// The call, and for a pseudonymised source its headers with the call's personal values
+/// hidden when they held one.
 pub(super) fn read(
     request: &RawRequest,
     journey: &str,
     key: Option<&PseudonymKey>,
-) -> Result<JourneyCall, Failure> {
+) -> Result<(JourneyCall, Option<String>), Failure> {
     let query: Map<String, Value> =
         request.query_pairs().map(|(key, value)| (key, Value::String(value))).collect();
     let body = if request.body.iter().all(u8::is_ascii_whitespace) {
@@ -43,8 +45,11 @@ pub(super) fn read(
         })?
     };
     let mut data = serde_json::json!({ "query": query, "body": body });
+    let mut headers_json = None;
     if let Some(key) = key {
-        data = key.apply(&data);
+        let hider = key.hider([&data]);
+        headers_json = hider.hide_in_headers(&request.headers_json);
+        data = hider.apply(&data);
     }
     let (query, body) = (&data["query"], &data["body"]);
     let find = |key: &str| {
@@ -53,12 +58,13 @@ pub(super) fn read(
             .flatten()
             .find_map(|value| value.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
     };
-    Ok(JourneyCall {
+    let call = JourneyCall {
         journey: journey.to_owned(),
         email: find("email"),
         user_id: find("userId"),
         data: data.to_string(),
-    })
+    };
+    Ok((call, headers_json))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub use body::ContentKind;
 pub use event::CanonicalEvent;
 pub use event_id::EventId;
 pub use journey::{JourneyCall, journey_name};
-pub use pseudonymise::{PERSONAL_KEYS, PseudonymKey};
+pub use pseudonymise::{Hider, PERSONAL_KEYS, PseudonymKey};
 
 use serde_json::Value;
 
@@ -36,6 +36,10 @@ pub struct Outcome {
     pub events: Vec<CanonicalEvent>,
     pub journey_calls: Vec<JourneyCall>,
     pub failures: Vec<Failure>,
+    /// Set for a pseudonymised request whose kept headers hold one of its personal values (a
+    /// `referer` with the address in its query): the headers with those hidden, which its raw
+    /// row keeps instead of the headers as received.
+    pub headers_json: Option<String>,
 }
 
 /// A part of a request that could not become an event, kept with its reason.
@@ -79,7 +83,9 @@ pub fn normalise(request: &RawRequest) -> Outcome {
 pub fn normalise_with(request: &RawRequest, key: Option<&PseudonymKey>) -> Outcome {
     if let Some(journey) = journey::journey_name(&request.path) {
         return match journey::read(request, journey, key) {
-            Ok(call) => Outcome { journey_calls: vec![call], ..Outcome::default() },
+            Ok((call, headers_json)) => {
+                Outcome { journey_calls: vec![call], headers_json, ..Outcome::default() }
+            }
             Err(failure) => Outcome { failures: vec![failure], ..Outcome::default() },
         };
     }
@@ -117,8 +123,15 @@ pub fn normalise_with(request: &RawRequest, key: Option<&PseudonymKey>) -> Outco
         }),
         Ok(items) => {
             let many = items.len() > 1;
+            // The headers are hidden from every event's values: for one event (Iterable's
+            // only shape) its own hider does, an array needs one over all of them.
+            let mut headers_hider = key.filter(|_| many).map(|key| key.hider(&items));
             for (index, item) in items.iter().enumerate() {
-                let hidden = key.map(|key| key.apply(item));
+                let hider = key.map(|key| key.hider([item]));
+                let hidden = hider.as_ref().map(|hider| hider.apply(item));
+                if !many {
+                    headers_hider = hider;
+                }
                 let event = hidden.as_ref().unwrap_or(item);
                 match Envelope::parse(event) {
                     Ok(envelope) => {
@@ -139,6 +152,8 @@ pub fn normalise_with(request: &RawRequest, key: Option<&PseudonymKey>) -> Outco
                     }),
                 }
             }
+            outcome.headers_json =
+                headers_hider.and_then(|hider| hider.hide_in_headers(&request.headers_json));
         }
         Err(reason) => outcome.failures.push(Failure {
             stage: Stage::Decode,

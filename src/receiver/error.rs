@@ -20,6 +20,9 @@ pub enum ReceiveError {
     TooLarge { limit: usize },
     #[error("unsupported content type `{}`: send JSON or a form", SenderText(.0))]
     UnsupportedMediaType(String),
+    /// The sender's own word for the encoding, escaped like every sender's text.
+    #[error("unsupported content encoding `{}`: send gzip, deflate or no encoding", SenderText(.0))]
+    UnsupportedEncoding(String),
     /// The message may quote the request (an unsupported query parameter).
     #[error("{}", SenderText(.0))]
     BadRequest(String),
@@ -57,7 +60,9 @@ impl ReceiveError {
             ReceiveError::RateLimited { .. } | ReceiveError::AuthBlocked { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ReceiveError::UnsupportedMediaType(_) | ReceiveError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ReceiveError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ReceiveError::BodyRead => StatusCode::BAD_REQUEST,
             ReceiveError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -73,6 +78,7 @@ impl ReceiveError {
             ReceiveError::SnowplowDisabled => "snowplow_disabled",
             ReceiveError::TooLarge { .. } => "too_large",
             ReceiveError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ReceiveError::UnsupportedEncoding(_) => "unsupported_encoding",
             ReceiveError::BadRequest(_) => "bad_request",
             ReceiveError::BodyRead => "body_read",
             ReceiveError::BodyTimeout => "body_timeout",

@@ -13,12 +13,13 @@ use serde_json::json;
 use super::auth::{Proof, authenticate};
 use super::client_ip::client_ip;
 use super::drain::refuse;
+use super::normalise::normalise;
 use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
 use crate::config::SourceConfig;
 use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
 use crate::metrics::{self, UNKNOWN_SOURCE};
-use crate::pipeline::{self, Outcome, PseudonymKey};
+use crate::pipeline::{Outcome, PseudonymKey};
 use crate::spool::{RawRequest, StoredAs};
 use crate::telemetry::SenderText;
 
@@ -186,7 +187,7 @@ async fn try_store(
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;
     }
     let key = source.pseudonymise.as_ref();
-    let outcome = pipeline::normalise_with(accepted.raw(), key);
+    let (accepted, outcome) = normalise(accepted, key).await?;
     let (events, failed) = (outcome.events.len(), outcome.failures.len());
     let stored_as = stored_as(source, key, accepted.raw(), &outcome);
     let receipt = state.spool.append(accepted, outcome, stored_as).await?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::ReceiveError;
 use super::body_budget::{self, Reservation};
+use super::content_encoding;
 use super::redact::Redaction;
 use crate::pipeline::ContentKind;
 use crate::spool::{RawRequest, sha256_hex};
@@ -69,7 +70,11 @@ impl Incoming {
         client: IpAddr,
         limits: BodyLimits<'_>,
     ) -> Result<RawRequest, ReceiveError> {
+        let max_bytes = limits.max_bytes;
         let body = body_budget::read(self.body, &self.headers, limits).await?;
+        // Stored decoded, so replay and sinks read it as any body; `body_sha256` is of these
+        // bytes, and the kept `content-encoding` header says how it arrived.
+        let body = content_encoding::decode(&self.headers, body, max_bytes)?;
         let body = redaction.body(body);
         let content_type = self
             .headers

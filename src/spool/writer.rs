@@ -238,7 +238,7 @@ fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec
                 request.method,
                 request.path,
                 query,
-                request.headers_json,
+                job.outcome.headers_json.as_ref().unwrap_or(&request.headers_json),
                 request.remote_addr,
                 request.content_type,
                 body,
