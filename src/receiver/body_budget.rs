@@ -40,6 +40,11 @@ pub(super) struct Reservation {
 }
 
 impl Reservation {
+    /// Holds `more` bytes beyond what it holds, or fails without taking anything.
+    pub(super) fn add(&mut self, more: usize) -> Result<(), ReceiveError> {
+        self.grow_to(self.bytes.saturating_add(more))
+    }
+
     /// Holds at least `bytes` in all, or fails without taking anything.
     fn grow_to(&mut self, bytes: usize) -> Result<(), ReceiveError> {
         let Some(more) = bytes.checked_sub(self.bytes).filter(|more| *more > 0) else {

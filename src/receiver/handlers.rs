@@ -13,10 +13,10 @@ use serde_json::json;
 use super::auth::{Proof, authenticate};
 use super::client_ip::client_ip;
 use super::drain::refuse;
-use super::normalise::normalise;
+use super::normalise::{INLINE_MAX_BODY_BYTES, normalise};
 use super::request::{BodyLimits, Incoming};
 use super::{AppState, ReceiveError};
-use crate::config::SourceConfig;
+use crate::config::{SourceConfig, WORK_BYTES_PER_BODY_BYTE};
 use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
 use crate::metrics::{self, UNKNOWN_SOURCE};
 use crate::pipeline::{Outcome, PseudonymKey};
@@ -185,6 +185,12 @@ async fn try_store(
     // Counted only once the sender proved it may send, so strangers cannot use up the limit.
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;
+    }
+    // A large body's rows are reserved with it, so the budget bounds what a flood of large
+    // bodies costs in memory and not only their bytes on arrival; a small body's are noise.
+    let body_len = accepted.raw().body.len();
+    if body_len > INLINE_MAX_BODY_BYTES {
+        held.add(body_len * WORK_BYTES_PER_BODY_BYTE)?;
     }
     let key = source.pseudonymise.as_ref();
     let (accepted, outcome) = normalise(accepted, key).await?;

@@ -12,7 +12,7 @@ use crate::spool::SpoolError;
 /// made only of personal values, takes about 0.5 ms a KiB (975 KB: 0.45 s on a loaded
 /// two-core machine, `bench/pseudonymise.rs`), so at this size a worker is held for a few
 /// milliseconds at most, past it for up to the whole body limit's worth.
-const INLINE_MAX_BODY_BYTES: usize = 16 * 1024;
+pub(super) const INLINE_MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The request's events and failures, with its source's key. Hands the request back, since
 /// the blocking pool needs to own what it works on.
