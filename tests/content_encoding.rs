@@ -73,3 +73,23 @@ async fn bombs_unknown_codings_and_corrupt_bodies_are_refused_and_not_stored() {
     assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 0);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn what_inflating_adds_counts_against_the_body_budget() {
+    // 8 KiB of budget: a ~12 KiB event sent as a few hundred gzip bytes fits as it arrives,
+    // not once inflated.
+    let app = common::spawn_app_with(|config| {
+        config.server.max_inflight_body_bytes = std::num::NonZeroUsize::new(8 * 1024).unwrap();
+    })
+    .await;
+    let padded = format!(
+        r#"{{"eventName":"emailOpen","email":"a@example.com","dataFields":{{"pad":"{}"}}}}"#,
+        " ".repeat(12 * 1024)
+    );
+    let compressed = gzip(padded.as_bytes());
+    assert!(compressed.len() < 1024);
+    assert_eq!(post_encoded(&app, "gzip", compressed).await, 503);
+    assert_eq!(post_encoded(&app, "gzip", gzip(email_open("small").as_bytes())).await, 200);
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 1);
+    app.stop().await.unwrap();
+}

@@ -70,11 +70,15 @@ impl Incoming {
         client: IpAddr,
         limits: BodyLimits<'_>,
     ) -> Result<RawRequest, ReceiveError> {
-        let max_bytes = limits.max_bytes;
-        let body = body_budget::read(self.body, &self.headers, limits).await?;
+        let BodyLimits { max_bytes, timeout, held } = limits;
+        let reading = BodyLimits { max_bytes, timeout, held: &mut *held };
+        let body = body_budget::read(self.body, &self.headers, reading).await?;
+        let received = body.len();
         // Stored decoded, so replay and sinks read it as any body; `body_sha256` is of these
         // bytes, and the kept `content-encoding` header says how it arrived.
         let body = content_encoding::decode(&self.headers, body, max_bytes)?;
+        // What inflating added is in memory too (a small gzip body can become `max_bytes`).
+        held.add(body.len().saturating_sub(received))?;
         let body = redaction.body(body);
         let content_type = self
             .headers
