@@ -140,3 +140,17 @@ async fn behind_a_trusted_proxy_the_client_is_stored_and_the_peer_beside_it() {
     assert_eq!((remote.as_str(), peer.as_str()), ("203.0.113.9", "127.0.0.1"));
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_secret_url_is_taken_only_as_printed_never_percent_encoded() {
+    let app = spawn_app_with(|_| {}).await;
+    let secret = hookhouse::spool::secret_urls::create(&app.db_path(), "default").unwrap();
+    assert_eq!(post_secret_url(&app, &format!("/hooks/{secret}"), &secret).await.status(), 200);
+    // The same secret with one character percent-encoded decodes to it, but a proxy would copy
+    // this spelling where masking cannot see it.
+    let encoded = format!("{}%{:02x}{}", &secret[..10], secret.as_bytes()[10], &secret[11..]);
+    let response = app.post(&format!("/hooks/{encoded}"), "application/json", "{}").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(app.count("SELECT count(*) FROM raw_requests"), 1);
+    app.stop().await.unwrap();
+}

@@ -150,10 +150,10 @@ pub(super) fn resolve_auth(raw: &RawSource, problems: &mut Vec<String>) -> Sourc
             }
             SourceAuth::Header { name: header, secrets }
         }
-        other => {
-            problems.push(format!(
-                "source `{name}`: `auth = \"{other}\"` is not one of none, basic, token, header"
-            ));
+        // The value is not repeated: a secret pasted into the wrong key must not reach a log.
+        _ => {
+            problems
+                .push(format!("source `{name}`: `auth` is not one of none, basic, token, header"));
             SourceAuth::None
         }
     }

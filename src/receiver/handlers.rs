@@ -68,7 +68,12 @@ pub(super) async fn secret_url(
             ReceiveError::Unauthorized { challenge: r#"Bearer realm="hookhouse""#.to_owned() };
         counted(&state, UNKNOWN_SOURCE, client, err)
     };
-    let Some((source, id)) = state.secret_urls.lookup(&secret) else {
+    // Only the secret as `secret new` printed it: a percent-encoded spelling would decode to
+    // the same secret, but be copied as sent (by a proxy's `X-Original-URL`, say) where
+    // masking the secret cannot find it.
+    let as_printed = incoming.uri.path().strip_prefix("/hooks/") == Some(secret.as_str());
+    let found = as_printed.then(|| state.secret_urls.lookup(&secret)).flatten();
+    let Some((source, id)) = found else {
         let err = refused();
         return Err(refuse(incoming.body, state.config.server.max_body_bytes, err).await);
     };

@@ -48,7 +48,7 @@ impl Redaction<'_> {
             {
                 continue;
             }
-            let value = self.mask(&String::from_utf8_lossy(value.as_bytes()));
+            let value = self.mask_header(&String::from_utf8_lossy(value.as_bytes()));
             match kept.get_mut(name) {
                 Some(Value::String(existing)) => {
                     existing.push_str(", ");
@@ -103,6 +103,16 @@ impl Redaction<'_> {
             masked = Some(out);
         }
         masked.map_or(body, Bytes::from)
+    }
+
+    /// A header value masked as written, or, when only its percent-decoded form shows a
+    /// secret (a URL copied by a proxy), stored decoded and masked.
+    fn mask_header(&self, value: &str) -> String {
+        let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        if decoded != value && self.secrets.iter().any(|secret| decoded.contains(secret)) {
+            return self.mask(&decoded);
+        }
+        self.mask(value)
     }
 
     fn mask(&self, text: &str) -> String {
@@ -194,6 +204,19 @@ mod tests {
         assert_eq!(&redaction.body(body)[..], b"{\"u\":\"/hooks/***\",\"v\":\"******\"}");
         let clean = Bytes::from_static(b"{}");
         assert_eq!(redaction.body(clean.clone()).as_ptr(), clean.as_ptr(), "no copy");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_headers_however_encoded() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-original-url", HeaderValue::from_static("/p?x=0123456789abcdef%2dtoken"));
+        let listed = keep(&["x-original-url"]);
+        let redaction = Redaction {
+            keep_headers: &listed,
+            secret_header: None,
+            secrets: vec!["0123456789abcdef-token"],
+        };
+        assert_eq!(redaction.headers_json(&headers), r#"{"x-original-url":"/p?x=***"}"#);
     }
 
     #[test]
