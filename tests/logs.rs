@@ -236,3 +236,21 @@ async fn a_store_failing_every_commit_is_logged_in_a_few_lines_with_counts() {
         accounted(&log, &["failed to commit"], "failed_batches_not_logged_since_last");
     assert!((1..=20).contains(&commits), "{commits} lines for the failed commits:\n{log}");
 }
+
+#[tokio::test]
+async fn wrong_methods_and_unknown_paths_are_logged_with_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(serve(&dir.path().join("data"))).await;
+    let wrong = client().delete(server.url("/iterable/default")).send().await.unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert!(wrong.headers().contains_key("allow"), "axum's Allow header is kept");
+    let lost = client().post(server.url("/nowhere")).body("{}").send().await.unwrap();
+    assert_eq!(lost.status(), 404);
+    server.wait_for_output(r#"reason="not_found""#).await;
+    stop(&mut server).await;
+    let log = server.stderr();
+    for reason in [r#"reason="method_not_allowed""#, r#"reason="not_found""#] {
+        let line = log.lines().find(|line| line.contains(reason)).unwrap_or_default();
+        assert!(line.contains("client=127.0.0.1"), "no `{reason}` line with the caller:\n{log}");
+    }
+}

@@ -32,6 +32,8 @@ pub enum ReceiveError {
     BodyTimeout,
     #[error("not found")]
     NotFound,
+    #[error("this path does not take this method")]
+    MethodNotAllowed,
     #[error("this source's rate limit is reached")]
     RateLimited { retry_after: u64 },
     #[error("too many failed credentials from this address: retry later")]
@@ -54,6 +56,7 @@ impl ReceiveError {
             ReceiveError::UnknownSource(_)
             | ReceiveError::SnowplowDisabled
             | ReceiveError::NotFound => StatusCode::NOT_FOUND,
+            ReceiveError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ReceiveError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ReceiveError::Forbidden => StatusCode::FORBIDDEN,
@@ -83,6 +86,7 @@ impl ReceiveError {
             ReceiveError::BodyRead => "body_read",
             ReceiveError::BodyTimeout => "body_timeout",
             ReceiveError::NotFound => "not_found",
+            ReceiveError::MethodNotAllowed => "method_not_allowed",
             ReceiveError::RateLimited { .. } => "rate_limited",
             ReceiveError::AuthBlocked { .. } => "auth_blocked",
             ReceiveError::Forbidden => "forbidden",

@@ -4,7 +4,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -269,13 +268,23 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub(super) async fn not_found(State(state): State<Arc<AppState>>, body: Body) -> ReceiveError {
-    let err = counted(&state, UNKNOWN_SOURCE, None, ReceiveError::NotFound);
-    refuse(body, state.config.server.max_body_bytes, err).await
+pub(super) async fn not_found(
+    State(state): State<Arc<AppState>>,
+    incoming: Incoming,
+) -> ReceiveError {
+    let client = caller(&state, &incoming);
+    let err = counted(&state, UNKNOWN_SOURCE, client, ReceiveError::NotFound);
+    refuse(incoming.body, state.config.server.max_body_bytes, err).await
 }
 
-/// A known path with a method it does not take; axum adds the `Allow` header.
-pub(super) async fn method_not_allowed(State(state): State<Arc<AppState>>) -> StatusCode {
-    state.metrics.refused(UNKNOWN_SOURCE, "method_not_allowed");
+/// A known path with a method it does not take; axum adds the `Allow` header, so the answer
+/// stays a bare status rather than the error's JSON.
+pub(super) async fn method_not_allowed(
+    State(state): State<Arc<AppState>>,
+    incoming: Incoming,
+) -> StatusCode {
+    let client = caller(&state, &incoming);
+    let err = counted(&state, UNKNOWN_SOURCE, client, ReceiveError::MethodNotAllowed);
+    let _ = refuse(incoming.body, state.config.server.max_body_bytes, err).await;
     StatusCode::METHOD_NOT_ALLOWED
 }
