@@ -51,6 +51,8 @@ async fn a_sender_cannot_forge_a_log_line_or_write_escape_bytes() {
     assert_eq!(forged, 0, "a forged line:\n{log}");
     assert!(!log.contains('\u{1b}'), "a raw ESC byte:\n{log:?}");
     assert!(!log.contains('\u{9b}'), "a raw CSI:\n{log:?}");
+    // The error is a quoted value, so a sender's spaces cannot pass for fields of the line.
+    assert!(log.contains(r#"error="no source named `x\\n"#), "unquoted error:\n{log}");
     // The text is there, escaped.
     for escaped in
         [format!(r"x\n{FORGED_TIME} INFO"), r"\u{1b}[31mRED".into(), r"\u{9b}31mC1".into()]

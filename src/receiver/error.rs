@@ -114,7 +114,11 @@ impl IntoResponse for ReceiveError {
         let status = self.status();
         // Every request, at debug level only: the lines at the default level are written, in
         // aggregate, by the handlers' refusal log (and the store's own error by its writer).
-        tracing::debug!(error = %self, status = status.as_u16(), "request answered with an error");
+        tracing::debug!(
+            error = self.to_string().as_str(),
+            status = status.as_u16(),
+            "request answered with an error"
+        );
         let message = match &self {
             ReceiveError::Spool(SpoolError::Overloaded) => {
                 "the store is busy, retry later".to_owned()

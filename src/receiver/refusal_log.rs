@@ -27,6 +27,9 @@ impl RefusalLog {
         let Some(left_out) = self.lines.admit((reason, source.to_owned())) else { return };
         let status = err.status().as_u16();
         let client = client.map(tracing::field::display);
+        // As a string, which the text format writes quoted: the error may hold a sender's text
+        // (escaped, but with its spaces), and unquoted it could pass for `key=value` fields.
+        let error = err.to_string();
         if err.status().is_server_error() {
             // The writer logs the store's own error; this says which requests met it.
             tracing::warn!(
@@ -34,7 +37,7 @@ impl RefusalLog {
                 reason,
                 status,
                 client,
-                error = %err,
+                error = error.as_str(),
                 not_logged_since_last = left_out,
                 "request not stored"
             );
@@ -44,7 +47,7 @@ impl RefusalLog {
                 reason,
                 status,
                 client,
-                error = %err,
+                error = error.as_str(),
                 not_logged_since_last = left_out,
                 "request refused"
             );
