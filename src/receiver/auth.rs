@@ -1,16 +1,17 @@
 //! Authentication: the one place an unauthenticated request becomes an [`AcceptedRequest`],
 //! the only type the spool will store. Secrets are compared in constant time and never logged.
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ReceiveError;
-use super::client_ip::{allowed, client_ip};
+use super::client_ip::allowed;
 use super::drain::refuse;
 use super::redact::Redaction;
 use super::request::{BodyLimits, Incoming};
@@ -43,18 +44,17 @@ pub(super) enum Proof<'a> {
     SecretUrl { id: i64, secret: &'a str },
 }
 
-/// Checks the caller's address against the source's allow-list (403), then its credentials
-/// (401), before its body is looked at; then builds the record the spool keeps, without the
-/// credentials.
+/// Checks the caller's address (`client`, after trusted proxies) against the source's
+/// allow-list (403), then its credentials (401), before its body is looked at; then builds the
+/// record the spool keeps, without the credentials.
 pub(super) async fn authenticate(
     source: &SourceConfig,
     proof: Proof<'_>,
-    trusted_proxies: &[IpNet],
+    client: IpAddr,
     keep_headers: &[String],
     mut incoming: Incoming,
     limits: BodyLimits<'_>,
 ) -> Result<AcceptedRequest, ReceiveError> {
-    let client = client_ip(incoming.remote.ip(), &incoming.headers, trusted_proxies);
     // Refusals are logged in aggregate, with the address, by the handlers' refusal log.
     if !allowed(client, &source.allow) {
         return Err(refuse(incoming.body, limits.max_bytes, ReceiveError::Forbidden).await);

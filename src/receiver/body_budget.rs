@@ -74,7 +74,7 @@ impl Drop for Reservation {
 pub(super) async fn read(
     body: Body,
     headers: &HeaderMap,
-    limits: BodyLimits<'_>,
+    limits: &mut BodyLimits<'_>,
 ) -> Result<Bytes, ReceiveError> {
     let too_large = ReceiveError::TooLarge { limit: limits.max_bytes };
     let declared = headers
@@ -90,7 +90,7 @@ pub(super) async fn read(
     if let Err(err) = limits.held.grow_to(declared) {
         return Err(drain::refuse(body, limits.max_bytes, err).await);
     }
-    let read = gather(body, declared, limits.max_bytes, limits.held);
+    let read = gather(body, declared, limits.max_bytes, &mut *limits.held);
     match tokio::time::timeout(limits.timeout, read).await {
         Err(_) => Err(ReceiveError::BodyTimeout),
         Ok(Err((err, Some(rest)))) => Err(drain::refuse(rest, limits.max_bytes, err).await),

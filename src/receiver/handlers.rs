@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +30,8 @@ pub(super) async fn system_webhook(
     Path(source): Path<String>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    store(&state, &source, Proof::Headers, incoming).await
+    let client = caller(&state, &incoming);
+    store(&state, &source, Proof::Headers, client, incoming).await
 }
 
 /// `/iterable/{source}/journey/{journey}`: journey webhooks, any of GET, POST, PUT, PATCH or
@@ -44,7 +46,8 @@ pub(super) async fn journey(
     Path((source, journey)): Path<(String, String)>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    store(&state, &source, Proof::Headers, incoming).await
+    let client = caller(&state, &incoming);
+    store(&state, &source, Proof::Headers, client, incoming).await
 }
 
 /// `POST /hooks/{secret}`: Stitch-style secret URLs; the secret names and authenticates the
@@ -59,7 +62,7 @@ pub(super) async fn secret_url(
     // A blocked address is refused before its guess is looked up.
     if let Err(blocked) = state.auth_blocks.check(client) {
         let err = counted(&state, UNKNOWN_SOURCE, client, blocked);
-        return Err(refuse(incoming.body, state.config.server.max_body_bytes, err).await);
+        return Err(drained(&state, incoming.body, err).await);
     }
     let refused = || {
         state.auth_blocks.failed(client);
@@ -74,9 +77,9 @@ pub(super) async fn secret_url(
     let found = as_printed.then(|| state.secret_urls.lookup(&secret)).flatten();
     let Some((source, id)) = found else {
         let err = refused();
-        return Err(refuse(incoming.body, state.config.server.max_body_bytes, err).await);
+        return Err(drained(&state, incoming.body, err).await);
     };
-    store(&state, &source, Proof::SecretUrl { id, secret: &secret }, incoming).await
+    store(&state, &source, Proof::SecretUrl { id, secret: &secret }, client, incoming).await
 }
 
 /// `GET|POST /com.snowplowanalytics.iglu/v1?schema=iglu:com.iterable/system_webhook/...`:
@@ -87,10 +90,9 @@ pub(super) async fn snowplow(
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
     let client = caller(&state, &incoming);
-    let max_body = state.config.server.max_body_bytes;
     let Some(source) = state.config.server.snowplow_source.clone() else {
         let err = counted(&state, UNKNOWN_SOURCE, client, ReceiveError::SnowplowDisabled);
-        return Err(refuse(incoming.body, max_body, err).await);
+        return Err(drained(&state, incoming.body, err).await);
     };
     let schema = form_urlencoded::parse(incoming.uri.query().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "schema")
@@ -106,25 +108,24 @@ pub(super) async fn snowplow(
     };
     if let Some(reason) = bad_schema {
         let err = counted(&state, &source, client, ReceiveError::BadRequest(reason));
-        return Err(refuse(incoming.body, max_body, err).await);
+        return Err(drained(&state, incoming.body, err).await);
     }
-    store(&state, &source, Proof::Headers, incoming).await
+    store(&state, &source, Proof::Headers, client, incoming).await
 }
 
 /// The path every webhook takes, counted in `/metrics` whatever its outcome. A blocked
 /// address is refused before anything is compared; a wrong credential counts towards a block.
+/// `client` is the caller after trusted proxies ([`caller`]), resolved once per request.
 async fn store(
     state: &AppState,
     source_name: &str,
     proof: Proof<'_>,
+    client: IpAddr,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    let client = caller(state, &incoming);
     let result = match state.auth_blocks.check(client) {
-        Ok(()) => try_store(state, source_name, proof, incoming).await,
-        Err(blocked) => {
-            Err(refuse(incoming.body, state.config.server.max_body_bytes, blocked).await)
-        }
+        Ok(()) => try_store(state, source_name, proof, client, incoming).await,
+        Err(blocked) => Err(drained(state, incoming.body, blocked).await),
     };
     result.map_err(|err| {
         if matches!(err, ReceiveError::Unauthorized { .. }) {
@@ -132,6 +133,12 @@ async fn store(
         }
         counted(state, source_name, client, err)
     })
+}
+
+/// `err`, once the refused request's body has been read and dropped within
+/// `server.max_body_bytes` (see `drain`).
+async fn drained(state: &AppState, body: Body, err: ReceiveError) -> ReceiveError {
+    refuse(body, state.config.server.max_body_bytes, err).await
 }
 
 /// The caller's address after trusted proxies, as authentication sees it.
@@ -163,17 +170,18 @@ async fn try_store(
     state: &AppState,
     source_name: &str,
     proof: Proof<'_>,
+    client: IpAddr,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
     let server = &state.config.server;
     let max_head = server.max_header_bytes.get();
     if incoming.head_len() > max_head {
         let err = ReceiveError::HeadersTooLarge { limit: max_head };
-        return Err(refuse(incoming.body, server.max_body_bytes, err).await);
+        return Err(drained(state, incoming.body, err).await);
     }
     let Some(source) = state.config.source(source_name) else {
         let err = ReceiveError::UnknownSource(source_name.to_owned());
-        return Err(refuse(incoming.body, server.max_body_bytes, err).await);
+        return Err(drained(state, incoming.body, err).await);
     };
     // Held until the request is stored: a body waiting for its commit is still in memory.
     let mut held = state.body_budget.reservation();
@@ -183,9 +191,7 @@ async fn try_store(
         held: &mut held,
     };
     let keep_headers = &state.config.store.keep_headers;
-    let accepted =
-        authenticate(source, proof, &server.trusted_proxies, keep_headers, incoming, limits)
-            .await?;
+    let accepted = authenticate(source, proof, client, keep_headers, incoming, limits).await?;
     // Counted only once the sender proved it may send, so strangers cannot use up the limit.
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;
@@ -274,7 +280,7 @@ pub(super) async fn not_found(
 ) -> ReceiveError {
     let client = caller(&state, &incoming);
     let err = counted(&state, UNKNOWN_SOURCE, client, ReceiveError::NotFound);
-    refuse(incoming.body, state.config.server.max_body_bytes, err).await
+    drained(&state, incoming.body, err).await
 }
 
 /// A known path with a method it does not take; axum adds the `Allow` header, so the answer
@@ -285,6 +291,6 @@ pub(super) async fn method_not_allowed(
 ) -> StatusCode {
     let client = caller(&state, &incoming);
     let err = counted(&state, UNKNOWN_SOURCE, client, ReceiveError::MethodNotAllowed);
-    let _ = refuse(incoming.body, state.config.server.max_body_bytes, err).await;
+    let _ = drained(&state, incoming.body, err).await;
     StatusCode::METHOD_NOT_ALLOWED
 }

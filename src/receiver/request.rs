@@ -68,17 +68,15 @@ impl Incoming {
         source: &str,
         redaction: &Redaction<'_>,
         client: IpAddr,
-        limits: BodyLimits<'_>,
+        mut limits: BodyLimits<'_>,
     ) -> Result<RawRequest, ReceiveError> {
-        let BodyLimits { max_bytes, timeout, held } = limits;
-        let reading = BodyLimits { max_bytes, timeout, held: &mut *held };
-        let body = body_budget::read(self.body, &self.headers, reading).await?;
+        let body = body_budget::read(self.body, &self.headers, &mut limits).await?;
         let received = body.len();
         // Stored decoded, so replay and sinks read it as any body; `body_sha256` is of these
         // bytes, and the kept `content-encoding` header says how it arrived.
-        let body = content_encoding::decode(&self.headers, body, max_bytes)?;
+        let body = content_encoding::decode(&self.headers, body, limits.max_bytes)?;
         // What inflating added is in memory too (a small gzip body can become `max_bytes`).
-        held.add(body.len().saturating_sub(received))?;
+        limits.held.add(body.len().saturating_sub(received))?;
         let body = redaction.body(body);
         let content_type = self
             .headers
