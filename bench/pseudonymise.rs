@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use hookhouse::pipeline::{PseudonymKey, normalise_with};
-use hookhouse::spool::RawRequest;
+use hookhouse::request::{RawRequest, RequestKind};
 use secrecy::SecretString;
 
 /// The body: one emailOpen whose `dataFields.email` is 75,000 distinct addresses, plus a few
@@ -27,6 +27,7 @@ fn request(body: String) -> RawRequest {
     RawRequest {
         received_at: chrono::Utc::now(),
         source: "private".into(),
+        kind: RequestKind::System,
         method: "POST".into(),
         path: "/iterable/private".into(),
         query: None,

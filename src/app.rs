@@ -10,13 +10,14 @@ use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http_server::{self, Transport};
 use crate::receiver::connection_limit::LimitedListener;
 use crate::receiver::{self, AppState};
-use crate::sinks::postgres::PostgresSink;
+use crate::sinks;
 use crate::spool::{Spool, WriterHandle};
 use crate::tls::TlsFiles;
 
@@ -28,8 +29,6 @@ pub struct App {
     writer: WriterHandle,
     /// The certificate files and the live configuration SIGHUP reloads, when serving HTTPS.
     tls: Option<(TlsFiles, RustlsConfig)>,
-    /// The sinks that load from the spool, started with the server.
-    postgres: Option<PostgresSink>,
 }
 
 impl App {
@@ -53,17 +52,7 @@ impl App {
             None => None,
         };
         let state = Arc::new(AppState::new(config, spool));
-        let postgres = match &state.config.sinks.postgres {
-            Some(pg) => {
-                let db_path = state.config.store.db_path();
-                let sink =
-                    PostgresSink::open(pg.clone(), &db_path, state.spool.clone(), &state.metrics)
-                        .context("failed to start the PostgreSQL sink")?;
-                Some(sink)
-            }
-            None => None,
-        };
-        Ok(App { listener, state, writer, tls, postgres })
+        Ok(App { listener, state, writer, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -76,7 +65,12 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
-    /// (each waits for its commit), and returns once the store has committed everything queued.
+    /// (each waits for its commit), lets the sinks load what was committed (for a few
+    /// seconds at most), and returns once the store has committed everything queued.
+    ///
+    /// One mechanism stops everything: the signal cancels `stop_serving`; once the server has
+    /// drained, `stop_sinks` is cancelled and the sinks' tasks are awaited through their
+    /// tracker; the writer then ends because the last handle to the spool is gone.
     ///
     /// A connection still open `server.shutdown_timeout` after the signal (a stalled client)
     /// is not waited for: `run` returns and the process exits. Nothing acknowledged is lost,
@@ -86,14 +80,19 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { listener, state, writer, tls, postgres } = self;
-        let (stop_sinks, sinks_stop) = watch::channel(false);
-        let postgres = match postgres {
-            Some(sink) => {
-                Some(sink.spawn(sinks_stop).context("failed to start the PostgreSQL sink")?)
-            }
-            None => None,
-        };
+        let App { listener, state, writer, tls } = self;
+        let stop_serving = CancellationToken::new();
+        let stop_sinks = CancellationToken::new();
+        let sink_tasks = TaskTracker::new();
+        // Should this future be dropped rather than finish, the sinks stop all the same.
+        let _stop_sinks_if_dropped = stop_sinks.clone().drop_guard();
+        sinks::start(&state.config, &state.spool, &state.metrics, &stop_sinks, &sink_tasks)
+            .context("failed to start the sinks")?;
+        let signalled = stop_serving.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            signalled.cancel();
+        });
         let server = &state.config.server;
         let grace = server.shutdown_timeout;
         let settings = http_server::Settings {
@@ -111,16 +110,13 @@ impl App {
             }
         };
         let router = receiver::router(state);
-        let drained = serve(listener, router, transport, shutdown, grace, settings).await;
-        // The sinks stop after their current batch; whatever they had not loaded stays in the
-        // spool behind their cursors.
-        let _ = stop_sinks.send(true);
-        if let Some(sink) = postgres
-            && tokio::time::timeout(SINK_STOP_TIMEOUT, tokio::task::spawn_blocking(|| sink.join()))
-                .await
-                .is_err()
-        {
-            tracing::warn!("the PostgreSQL sink did not stop in time; its batch loads again");
+        let drained = serve(listener, router, transport, stop_serving, grace, settings).await;
+        // The sinks load what was committed, then stop; whatever they had not loaded stays in
+        // the log behind their cursors.
+        stop_sinks.cancel();
+        sink_tasks.close();
+        if tokio::time::timeout(SINK_STOP_TIMEOUT, sink_tasks.wait()).await.is_err() {
+            tracing::warn!("a sink did not stop in time; it loads from its cursor at next start");
         }
         if !drained {
             tracing::warn!(
@@ -141,8 +137,9 @@ impl App {
     }
 }
 
-/// How long shutdown waits for a sink to finish its batch.
-const SINK_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the sinks to catch up and stop (each gives itself a little
+/// less, see `sinks::runner`).
+const SINK_STOP_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// How long shutdown waits for the writer once the server has stopped.
 const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,21 +150,14 @@ async fn serve(
     listener: LimitedListener,
     router: Router,
     transport: Transport,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
     grace: Duration,
     settings: http_server::Settings,
 ) -> bool {
-    let (began, shutdown_began) = oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = began.send(());
-    };
-    let served = http_server::serve(listener, router, transport, signal, settings);
+    let served = http_server::serve(listener, router, transport, shutdown.clone(), settings);
     let deadline = async move {
-        match shutdown_began.await {
-            Ok(()) => tokio::time::sleep(grace).await,
-            Err(_) => std::future::pending().await,
-        }
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
     };
     tokio::select! {
         () = served => true,

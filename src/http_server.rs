@@ -7,7 +7,6 @@
 
 mod activity;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
@@ -24,8 +23,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::receiver::connection_limit::{LimitedListener, LimitedStream};
 use activity::{Activity, Verdict};
@@ -70,8 +70,8 @@ pub(crate) enum Transport {
     Tls(RustlsConfig),
 }
 
-/// Serves `router` until `shutdown` resolves, then stops accepting, asks every connection to
-/// finish its request in flight, and returns once all have closed.
+/// Serves `router` until `shutdown` is cancelled, then stops accepting, asks every connection
+/// to finish its request in flight, and returns once all have closed.
 ///
 /// Every connection, plain or TLS, HTTP/1.1 or HTTP/2, is closed if no complete request head
 /// has arrived `header_read_timeout` after it was accepted, and once no request has been in
@@ -81,7 +81,7 @@ pub(crate) async fn serve(
     mut listener: LimitedListener,
     router: Router,
     transport: Transport,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
     settings: Settings,
 ) {
     let hyper_limit = settings.max_header_bytes.saturating_mul(2).max(MIN_HYPER_BUFFER);
@@ -106,15 +106,12 @@ pub(crate) async fn serve(
         Transport::Plain => None,
         Transport::Tls(config) => Some(RustlsAcceptor::new(config)),
     };
-    // `stop` tells connections to finish; every connection holds a `closed` receiver, so
-    // `all_closed.closed()` resolves once the last one has ended.
-    let (stop, stopping) = watch::channel(false);
-    let (all_closed, closed) = watch::channel(());
-    let mut shutdown = pin!(shutdown);
+    // Every connection is a task of `connections`, told to finish by `shutdown`.
+    let connections = TaskTracker::new();
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
+            () = shutdown.cancelled() => break,
         };
         let connection = Connection {
             activity: Activity::new(Instant::now()),
@@ -122,11 +119,10 @@ pub(crate) async fn serve(
             builder: Arc::clone(&builder),
             router: router.clone(),
             remote,
-            stopping: stopping.clone(),
-            _closed: closed.clone(),
+            stopping: shutdown.clone(),
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             match tls {
                 None => connection.serve(stream).await,
                 Some(acceptor) => connection.serve_tls(acceptor, stream).await,
@@ -135,9 +131,8 @@ pub(crate) async fn serve(
     }
     // The listening socket closes here: new clients are refused, not left in the backlog.
     drop(listener);
-    let _ = stop.send(true);
-    drop(closed);
-    all_closed.closed().await;
+    connections.close();
+    connections.wait().await;
 }
 
 /// One accepted connection and what it needs from the server.
@@ -148,13 +143,12 @@ struct Connection {
     builder: Arc<Builder<TokioExecutor>>,
     router: Router,
     remote: SocketAddr,
-    stopping: watch::Receiver<bool>,
-    /// Dropped when the connection ends; the server waits for every one at shutdown.
-    _closed: watch::Receiver<()>,
+    /// Cancelled at shutdown: finish the request in flight, then close.
+    stopping: CancellationToken,
 }
 
 impl Connection {
-    async fn serve_tls(mut self, acceptor: RustlsAcceptor, stream: LimitedStream) {
+    async fn serve_tls(self, acceptor: RustlsAcceptor, stream: LimitedStream) {
         // The handshake counts against the time allowed for the first request head.
         let deadline = self.first_head_deadline();
         let handshake = tokio::select! {
@@ -164,7 +158,7 @@ impl Connection {
                 return;
             }
             // A connection still in its handshake at shutdown has no request to finish.
-            _ = self.stopping.changed() => return,
+            () = self.stopping.cancelled() => return,
         };
         match handshake {
             Ok((stream, _)) => self.serve(stream).await,
@@ -185,7 +179,7 @@ impl Connection {
         }
     }
 
-    async fn serve(mut self, stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static) {
+    async fn serve(self, stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static) {
         let tower = TowerToHyperService::new(self.router.clone());
         let remote = self.remote;
         let activity = Arc::clone(&self.activity);
@@ -215,7 +209,7 @@ impl Connection {
                     }
                     return;
                 }
-                _ = self.stopping.changed(), if !finishing => {
+                () = self.stopping.cancelled(), if !finishing => {
                     if !self.activity.ever_used() {
                         // Silent or mid-head: there is no request to finish.
                         return;

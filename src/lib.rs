@@ -12,6 +12,7 @@
 //!   flow control.
 //! - [`receiver`]: HTTP routes, authentication, limits, errors to statuses.
 //! - [`iterable`]: Iterable's envelope, timestamps and ids.
+//! - [`request`]: the request record and its kind, below everything that handles requests.
 //! - [`pipeline`]: a stored request in, canonical events and failures out.
 //! - [`spool`]: the durable SQLite store and its group-commit writer.
 //! - [`metrics`]: the counters behind `GET /metrics` and their names.
@@ -29,6 +30,7 @@ pub mod iterable;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;
+pub mod request;
 pub mod simulate;
 pub mod sinks;
 pub mod spool;

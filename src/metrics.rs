@@ -58,6 +58,21 @@ pub struct SinkMetrics {
     pub lag_requests: Gauge,
 }
 
+/// Events and failures made from stored requests, per configured source.
+#[derive(Debug, Clone, Default)]
+pub struct RowCounters {
+    by_source: HashMap<String, (Counter, Counter)>,
+}
+
+impl RowCounters {
+    pub fn add(&self, source: &str, events: u64, failed: u64) {
+        if let Some((stored, failures)) = self.by_source.get(source) {
+            stored.inc_by(events);
+            failures.inc_by(failed);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct SinkFamilies {
     loaded: Family<SinkLabel, Counter>,
@@ -107,12 +122,12 @@ impl Metrics {
         );
         registry.register(
             EVENTS_STORED,
-            "Events carried by stored requests (resends included), by source",
+            "Events made from stored requests by the embedded sink (resends included), by source",
             events.clone(),
         );
         registry.register(
             EVENTS_FAILED,
-            "Parts of stored requests kept in failed_events, by source",
+            "Parts of stored requests the embedded sink kept in failed_events, by source",
             failed.clone(),
         );
         registry.register(
@@ -174,12 +189,23 @@ impl Metrics {
         }
     }
 
-    /// A stored request of a configured source and what it carried.
-    pub fn accepted(&self, source: &str, events: usize, failed: usize) {
+    /// A stored request of a configured source.
+    pub fn accepted(&self, source: &str) {
         if let Some(counters) = self.by_source.get(source) {
             counters.accepted.inc();
-            counters.events.inc_by(events as u64);
-            counters.failed.inc_by(failed as u64);
+        }
+    }
+
+    /// The counters of what stored requests became, for the embedded sink that makes it.
+    pub fn row_counters(&self) -> RowCounters {
+        RowCounters {
+            by_source: self
+                .by_source
+                .iter()
+                .map(|(name, counters)| {
+                    (name.clone(), (counters.events.clone(), counters.failed.clone()))
+                })
+                .collect(),
         }
     }
 
@@ -227,7 +253,9 @@ mod tests {
     fn counts_by_source_and_folds_unknown_names_into_one_label() {
         let config = Config::with_data_dir("/nonexistent");
         let metrics = Metrics::new(&config.sources);
-        metrics.accepted("default", 2, 1);
+        metrics.accepted("default");
+        metrics.row_counters().add("default", 2, 1);
+        metrics.row_counters().add("made-up-by-a-sender", 5, 5);
         metrics.refused("default", "unauthorized");
         metrics.refused("default", "unauthorized");
         metrics.refused("made-up-by-a-sender", "unknown_source");

@@ -420,7 +420,12 @@ async fn a_replay_reaches_postgres_too() {
         .unwrap();
     let db = app.db_path();
     let report = tokio::task::spawn_blocking(move || {
-        hookhouse::spool::replay(&db, &Selection::All, &Default::default(), |_, _| {})
+        hookhouse::sinks::sqlite::replay::replay(
+            &db,
+            &Selection::All,
+            &Default::default(),
+            |_, _| {},
+        )
     })
     .await
     .unwrap()
@@ -470,7 +475,7 @@ async fn a_replay_reaches_postgres_too() {
 async fn replay(app: &TestApp, selection: Selection) {
     let db = app.db_path();
     tokio::task::spawn_blocking(move || {
-        hookhouse::spool::replay(&db, &selection, &Default::default(), |_, _| {})
+        hookhouse::sinks::sqlite::replay::replay(&db, &selection, &Default::default(), |_, _| {})
     })
     .await
     .unwrap()

@@ -8,8 +8,9 @@
 
 use bytes::Bytes;
 use chrono::DateTime;
-use hookhouse::pipeline::{ContentKind, EventId, Outcome, SNOWPLOW_PATH, normalise};
-use hookhouse::spool::{RawRequest, sha256_hex};
+use hookhouse::pipeline::{ContentKind, EventId, Outcome, normalise};
+use hookhouse::request::SNOWPLOW_PATH;
+use hookhouse::request::{RawRequest, RequestKind, sha256_hex};
 use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
@@ -36,6 +37,7 @@ fn request(
     RawRequest {
         received_at: DateTime::from_timestamp(1_712_487_601, 0).expect("a valid time"),
         source: "default".to_owned(),
+        kind: RequestKind::of_path(path),
         method: method.to_owned(),
         path: path.to_owned(),
         query,

@@ -37,9 +37,14 @@ fn validate_prints_the_rows_or_the_reasons() {
 }
 
 /// Stores a readable request as if an older hookhouse had failed to read it: a raw row and a
-/// `failed_events` row, no event.
+/// `failed_events` row, no event, and the embedded sink's cursor past it (as that version's
+/// sink left it), all in one transaction so the running sink never sees the row without them.
 fn store_as_failed_by_an_older_version(db: &std::path::Path, body: &str) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    // Nothing in flight: the sink has loaded everything before.
+    common::wait_embedded_loaded(&conn);
+    let conn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
     conn.execute(
         "INSERT INTO raw_requests (received_at, source, method, path, query, headers, \
          remote_addr, content_type, body, body_sha256) VALUES \
@@ -55,6 +60,8 @@ fn store_as_failed_by_an_older_version(db: &std::path::Path, body: &str) -> i64 
         rusqlite::params![seq, body.as_bytes()],
     )
     .unwrap();
+    conn.execute("UPDATE sink_cursors SET position = ?1 WHERE sink = 'sqlite'", [seq]).unwrap();
+    conn.commit().unwrap();
     seq
 }
 

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{Config, Overrides};
 use crate::iterable::parse_timestamp;
-use crate::spool::{Selection, replay as replay_store};
+use crate::sinks::sqlite::replay::replay as replay_store;
+use crate::spool::Selection;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use crate::app::{App, shutdown_signal};
 use crate::config::{Config, Overrides};
-use crate::pipeline::SNOWPLOW_PATH;
+use crate::request::SNOWPLOW_PATH;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {

@@ -4,11 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
-use crate::sinks::cursor;
+use crate::spool::SpoolReader;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -22,26 +20,11 @@ pub struct StatusArgs {
 
 pub(super) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let db = args.data_dir.join("hookhouse.db");
-    if !db.is_file() {
-        anyhow::bail!(
-            "no store at `{}`: run `hookhouse serve` first, or pass --data-dir",
-            db.display()
-        );
-    }
-    let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("failed to open `{}`", db.display()))?;
-    let count = |sql: &str| -> rusqlite::Result<i64> { conn.query_row(sql, [], |row| row.get(0)) };
-    let requests = count("SELECT count(*) FROM raw_requests")?;
-    let events = count("SELECT count(*) FROM events")?;
-    let failed = count("SELECT count(*) FROM failed_events")?;
-    let last_seq = count("SELECT coalesce(max(seq), 0) FROM raw_requests")?;
-    let now = chrono::Utc::now();
-    let mut lags = Vec::new();
-    for sink in cursor::sinks(&conn)? {
-        if let Some(lag) = cursor::lag(&conn, &sink, now)? {
-            lags.push(lag);
-        }
-    }
+    let reader = SpoolReader::open(&db)?;
+    let totals = reader.totals()?;
+    let (requests, events, failed, last_seq) =
+        (totals.requests, totals.events, totals.failed_events, totals.last_seq);
+    let lags = reader.lags(chrono::Utc::now())?;
 
     if args.json {
         let sinks: Vec<_> = lags
@@ -51,7 +34,6 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                     "sink": lag.sink,
                     "position": lag.position,
                     "lag_requests": lag.requests,
-                    "lag_events": lag.events,
                     "lag_seconds": lag.seconds,
                     "loaded_at": lag.loaded_at,
                     "last_error": lag.last_error,
@@ -73,17 +55,15 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
 
     println!("store  {}", db.display());
     println!("  {requests} requests (last seq {last_seq}), {events} events, {failed} failed rows");
-    println!("  sqlite: loaded with every request (same transaction)");
     if lags.is_empty() {
-        println!("  no other sink has run yet");
+        println!("  no sink has run yet");
     }
     for lag in &lags {
         println!(
-            "  {}: at seq {}, behind by {} requests / {} events / {:.1} s{}",
+            "  {}: at seq {}, behind by {} requests / {:.1} s{}",
             lag.sink,
             lag.position,
             lag.requests,
-            lag.events,
             lag.seconds,
             lag.loaded_at.as_ref().map(|at| format!(", last loaded {at}")).unwrap_or_default()
         );

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::config::DEFAULT_SOURCE;
 use crate::pipeline::normalise;
-use crate::spool::{RawRequest, sha256_hex};
+use crate::request::{RawRequest, RequestKind, sha256_hex};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -35,6 +35,7 @@ pub(super) fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let request = RawRequest {
         received_at: chrono::Utc::now(),
         source: args.source.clone(),
+        kind: RequestKind::System,
         method: "POST".to_owned(),
         path: format!("/iterable/{}", args.source),
         query: None,

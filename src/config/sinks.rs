@@ -3,6 +3,7 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr as _;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -20,9 +21,15 @@ pub struct RawPostgres {
     pub url: String,
     #[serde(default = "default_schema")]
     pub schema: String,
-    /// Events loaded per transaction.
+    /// Requests (Iterable sends one event each) loaded per transaction.
     #[serde(default = "default_batch_size")]
     pub batch_size: u64,
+    /// The longest one load (or connect) may take before it counts as a failure.
+    #[serde(default = "default_load_timeout_secs")]
+    pub load_timeout_secs: u64,
+    /// How long a load waits for a lock held by another session before it fails, naming it.
+    #[serde(default = "default_lock_timeout_secs")]
+    pub lock_timeout_secs: u64,
     /// PEM certificates of a private CA to trust, besides Mozilla's roots, with sslmode=require.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -34,6 +41,14 @@ fn default_schema() -> String {
 
 fn default_batch_size() -> u64 {
     5_000
+}
+
+fn default_load_timeout_secs() -> u64 {
+    120
+}
+
+fn default_lock_timeout_secs() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Default)]
@@ -50,6 +65,8 @@ pub struct PostgresConfig {
     /// `sslmode=require` in the URL: connect with TLS, the certificate verified.
     pub tls: bool,
     pub ca_file: Option<PathBuf>,
+    pub load_timeout: Duration,
+    pub lock_timeout: Duration,
 }
 
 impl PostgresConfig {
@@ -123,7 +140,21 @@ fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<Pos
             raw.batch_size
         ));
     }
+    if raw.load_timeout_secs == 0 || raw.lock_timeout_secs == 0 {
+        problems.push(
+            "`sinks.postgres.load_timeout_secs` and `lock_timeout_secs` must be at least 1"
+                .to_owned(),
+        );
+    } else if raw.lock_timeout_secs >= raw.load_timeout_secs {
+        problems.push(format!(
+            "`sinks.postgres.lock_timeout_secs` ({}) must be below `load_timeout_secs` ({}), so \
+             a wait on a lock is reported as one",
+            raw.lock_timeout_secs, raw.load_timeout_secs
+        ));
+    }
     Some(PostgresConfig {
+        load_timeout: Duration::from_secs(raw.load_timeout_secs.max(1)),
+        lock_timeout: Duration::from_secs(raw.lock_timeout_secs.max(1)),
         url: url?,
         schema: raw.schema.clone(),
         batch_size: batch_size.unwrap_or(NonZeroUsize::MIN),
@@ -151,6 +182,8 @@ mod tests {
                 schema: schema.to_owned(),
                 batch_size,
                 ca_file: None,
+                load_timeout_secs: default_load_timeout_secs(),
+                lock_timeout_secs: default_lock_timeout_secs(),
             }),
         }
     }

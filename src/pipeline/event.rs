@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{Context, EventId};
 use crate::iterable::{Envelope, EventFields, Family, family_of, id_i64, parse_timestamp};
-use crate::spool::format_time;
+use crate::request::format_time;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CanonicalEvent {

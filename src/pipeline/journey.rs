@@ -5,16 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::{ContentKind, Failure, PseudonymKey, Stage, body};
-use crate::spool::RawRequest;
-
-/// The path prefix and suffix around a journey call's source and name:
-/// `/iterable/{source}/journey/{name}`.
-pub fn journey_name(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/iterable/")?;
-    let (_source, rest) = rest.split_once('/')?;
-    let name = rest.strip_prefix("journey/")?;
-    (!name.is_empty() && !name.contains('/')).then_some(name)
-}
+use crate::request::RawRequest;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct JourneyCall {
@@ -65,17 +56,4 @@ pub(super) fn read(
         data: data.to_string(),
     };
     Ok((call, headers_json))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn journey_names_come_from_the_path() {
-        assert_eq!(journey_name("/iterable/default/journey/welcome"), Some("welcome"));
-        assert_eq!(journey_name("/iterable/default/journey/"), None);
-        assert_eq!(journey_name("/iterable/default"), None);
-        assert_eq!(journey_name("/iterable/default/journey/a/b"), None);
-    }
 }

@@ -2,25 +2,24 @@
 //! the stored request, so a replay of `raw_requests` gives what live ingestion gave.
 //! It never touches storage or HTTP.
 
+mod at_rest;
 mod body;
 mod event;
 mod event_id;
 mod journey;
 mod pseudonymise;
 
+pub use at_rest::hidden_request;
 pub use body::ContentKind;
 pub use event::CanonicalEvent;
 pub use event_id::EventId;
-pub use journey::{JourneyCall, journey_name};
+pub use journey::JourneyCall;
 pub use pseudonymise::{Hider, PERSONAL_KEYS, PseudonymKey};
 
 use serde_json::Value;
 
 use crate::iterable::Envelope;
-use crate::spool::RawRequest;
-
-/// The path of the Snowplow-compatible endpoint.
-pub const SNOWPLOW_PATH: &str = "/com.snowplowanalytics.iglu/v1";
+use crate::request::{RawRequest, RequestKind};
 
 /// The most events one request may carry. Iterable sends one event a request; a larger array
 /// would hold the single writer for seconds and fill the store from one request, so it is kept
@@ -81,15 +80,11 @@ pub fn normalise(request: &RawRequest) -> Outcome {
 /// a resend still gets the same id under the same key, and the id, an unkeyed hash, cannot be
 /// used to test a guessed address. Failures keep the part that failed as it arrived.
 pub fn normalise_with(request: &RawRequest, key: Option<&PseudonymKey>) -> Outcome {
-    if let Some(journey) = journey::journey_name(&request.path) {
-        return match journey::read(request, journey, key) {
-            Ok((call, headers_json)) => {
-                Outcome { journey_calls: vec![call], headers_json, ..Outcome::default() }
-            }
-            Err(failure) => Outcome { failures: vec![failure], ..Outcome::default() },
-        };
-    }
-    let snowplow = request.path == SNOWPLOW_PATH;
+    let snowplow = match &request.kind {
+        RequestKind::Journey { name } => return journey_outcome(request, name, key),
+        RequestKind::Snowplow => true,
+        RequestKind::System => false,
+    };
     let context = Context {
         source: &request.source,
         app_id: snowplow.then(|| request.query_param("aid")).flatten().filter(|s| !s.is_empty()),
@@ -164,6 +159,16 @@ pub fn normalise_with(request: &RawRequest, key: Option<&PseudonymKey>) -> Outco
     outcome
 }
 
+/// A journey tile's call: one `journey_calls` row, or the failure to read it.
+fn journey_outcome(request: &RawRequest, name: &str, key: Option<&PseudonymKey>) -> Outcome {
+    match journey::read(request, name, key) {
+        Ok((call, headers_json)) => {
+            Outcome { journey_calls: vec![call], headers_json, ..Outcome::default() }
+        }
+        Err(failure) => Outcome { failures: vec![failure], ..Outcome::default() },
+    }
+}
+
 fn lossy_text<S: serde::Serializer>(body: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&String::from_utf8_lossy(body))
 }
@@ -179,6 +184,7 @@ struct Context<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::SNOWPLOW_PATH;
     use bytes::Bytes;
 
     fn request(
@@ -191,6 +197,7 @@ mod tests {
         RawRequest {
             received_at: chrono::Utc::now(),
             source: "default".into(),
+            kind: RequestKind::of_path(path),
             method: method.into(),
             path: path.into(),
             query: query.map(str::to_owned),

@@ -16,24 +16,7 @@ use super::drain::refuse;
 use super::redact::Redaction;
 use super::request::{BodyLimits, Incoming};
 use crate::config::{SourceAuth, SourceConfig};
-use crate::spool::RawRequest;
-
-/// A request that passed its source's checks. Its field is private to this module, so no other
-/// code can make one.
-#[derive(Debug)]
-pub struct AcceptedRequest {
-    raw: RawRequest,
-}
-
-impl AcceptedRequest {
-    pub fn raw(&self) -> &RawRequest {
-        &self.raw
-    }
-
-    pub fn into_raw(self) -> RawRequest {
-        self.raw
-    }
-}
+use crate::request::AcceptedRequest;
 
 /// How a request claims to come from its source.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +59,7 @@ pub(super) async fn authenticate(
         return Err(refuse(incoming.body, limits.max_bytes, err).await);
     }
     let raw = incoming.into_raw(&source.name, &redaction, client, limits).await?;
-    Ok(AcceptedRequest { raw })
+    Ok(AcceptedRequest::authenticated(raw))
 }
 
 fn credentials_match(auth: &SourceAuth, headers: &HeaderMap) -> bool {

@@ -19,8 +19,7 @@ use super::{AppState, ReceiveError};
 use crate::config::{SourceConfig, WORK_BYTES_PER_BODY_BYTE};
 use crate::iterable::SNOWPLOW_SCHEMA_PREFIX;
 use crate::metrics::{self, UNKNOWN_SOURCE};
-use crate::pipeline::{Outcome, PseudonymKey};
-use crate::spool::{RawRequest, StoredAs};
+use crate::request::{AcceptedRequest, StoredAs};
 use crate::telemetry::SenderText;
 
 /// `POST /iterable/{source}`: Iterable's system webhooks.
@@ -196,45 +195,61 @@ async fn try_store(
     if let Some(limit) = state.rate_limits.get(&source.name) {
         limit.take().map_err(|retry_after| ReceiveError::RateLimited { retry_after })?;
     }
-    // A large body's rows are reserved with it, so the budget bounds what a flood of large
-    // bodies costs in memory and not only their bytes on arrival; a small body's are noise.
+    // A large body normalised here has its rows reserved with it, so the budget bounds what a
+    // flood of large bodies costs in memory and not only their bytes on arrival; a small
+    // body's are noise. (A plain source's rows are made by the sinks, in bounded batches.)
     let body_len = accepted.raw().body.len();
-    if body_len > INLINE_MAX_BODY_BYTES {
+    let normalised_here = source.pseudonymise.is_some() || source.drop_raw_bodies;
+    if normalised_here && body_len > INLINE_MAX_BODY_BYTES {
         held.add(body_len * WORK_BYTES_PER_BODY_BYTE)?;
     }
-    let key = source.pseudonymise.as_ref();
-    let (accepted, outcome) = normalise(accepted, key).await?;
-    let (events, failed) = (outcome.events.len(), outcome.failures.len());
-    let stored_as = stored_as(source, key, accepted.raw(), &outcome);
-    let receipt = state.spool.append(accepted, outcome, stored_as).await?;
-    state.metrics.accepted(&source.name, events, failed);
-    // Formatted directly: this answer is on every request's path, and a JSON tree for four
+    let (accepted, stored_as) = keep_as(source, accepted).await?;
+    let receipt = state.spool.append(accepted, stored_as).await?;
+    state.metrics.accepted(&source.name);
+    // Formatted directly: this answer is on every request's path, and a JSON tree for two
     // fixed keys is allocation for nothing.
-    let body = format!(
-        r#"{{"status":"stored","seq":{},"events":{events},"failed":{failed}}}"#,
-        receipt.seq
-    );
+    let body = format!(r#"{{"status":"stored","seq":{}}}"#, receipt.seq);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// How the raw row is kept. The body goes only when the source says so and every part of it
-/// became a row, so a failed request keeps its body for replay. Its digest stays, keyed when
-/// the source pseudonymises: a plain SHA-256 of a body whose other fields are all stored would
-/// let anyone confirm a guessed address.
-fn stored_as(
+/// How the request is kept, as its source's options decide. A plain source's request is
+/// stored as it came: its rows are made by the sinks, off the answer's path. A source with a
+/// key or `drop_raw_bodies` needs the pipeline's verdict first:
+/// - with a key, kept headers that repeat a personal value of the body are hidden;
+/// - with `drop_raw_bodies`, a request every part of which became a row has its body emptied
+///   once every sink has loaded it, and a failed one keeps its body for replay; its digest
+///   stays, keyed when the source pseudonymises (a plain SHA-256 of a body whose other fields
+///   are all stored would let anyone confirm a guessed address);
+/// - with both, the log never holds the body in plain: it keeps the request with its
+///   personal values hidden ([`hidden_request`]) until the body goes.
+async fn keep_as(
     source: &SourceConfig,
-    key: Option<&PseudonymKey>,
-    raw: &RawRequest,
-    outcome: &Outcome,
-) -> StoredAs {
+    accepted: AcceptedRequest,
+) -> Result<(AcceptedRequest, StoredAs), ReceiveError> {
+    let key = source.pseudonymise.as_ref();
+    if key.is_none() && !source.drop_raw_bodies {
+        return Ok((accepted, StoredAs::default()));
+    }
+    let (accepted, outcome, hidden) = normalise(accepted, key, source.drop_raw_bodies).await?;
     let drop_body = source.drop_raw_bodies && outcome.failures.is_empty();
-    StoredAs {
+    let raw = accepted.raw();
+    let mut stored_as = StoredAs {
         pseudonymised: key.is_some(),
         dropped_body_digest: drop_body.then(|| match key {
             Some(key) => key.digest(&raw.body),
             None => raw.body_sha256.clone(),
         }),
-    }
+        body_hidden: false,
+        headers_json: outcome.headers_json,
+    };
+    let accepted = match hidden.filter(|_| drop_body) {
+        Some(hidden) => {
+            stored_as.body_hidden = true;
+            AcceptedRequest::authenticated(hidden)
+        }
+        None => accepted,
+    };
+    Ok((accepted, stored_as))
 }
 
 /// `GET /healthz`: the process is alive and serving HTTP.

@@ -18,7 +18,6 @@ mod refusal_log;
 mod request;
 mod secret_urls;
 
-pub use auth::AcceptedRequest;
 pub use error::ReceiveError;
 
 use std::collections::HashMap;
@@ -29,7 +28,7 @@ use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pipeline::SNOWPLOW_PATH;
+use crate::request::SNOWPLOW_PATH;
 use crate::spool::Spool;
 use auth_block::AuthBlocks;
 use rate_limit::RateLimit;

@@ -1,9 +1,12 @@
-//! Running the pipeline for a handler: inline for the small bodies Iterable sends, on tokio's
+//! Running the pipeline for a handler (only for sources with a key or `drop_raw_bodies`: a
+//! plain source's rows are made by the sinks): inline for the small bodies Iterable sends, on tokio's
 //! blocking pool for large ones, so that a large body never holds an async worker (and with
 //! it `/healthz` and every other connection on that worker) while it is normalised.
 
-use super::{AcceptedRequest, ReceiveError};
-use crate::pipeline::{self, Outcome, PseudonymKey};
+use super::ReceiveError;
+use crate::pipeline::{self, Outcome, PseudonymKey, hidden_request};
+use crate::request::AcceptedRequest;
+use crate::request::RawRequest;
 use crate::spool::SpoolError;
 
 /// Bodies above this are normalised on the blocking pool. Iterable's events are one to a few
@@ -14,22 +17,27 @@ use crate::spool::SpoolError;
 /// milliseconds at most, past it for up to the whole body limit's worth.
 pub(super) const INLINE_MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The request's events and failures, with its source's key. Hands the request back, since
-/// the blocking pool needs to own what it works on.
+/// The request's events and failures, with its source's key, and when `hide` the request
+/// with its personal values hidden ([`hidden_request`]). Hands the request back, since the
+/// blocking pool needs to own what it works on.
 pub(super) async fn normalise(
     accepted: AcceptedRequest,
     key: Option<&PseudonymKey>,
-) -> Result<(AcceptedRequest, Outcome), ReceiveError> {
-    if accepted.raw().body.len() <= INLINE_MAX_BODY_BYTES {
+    hide: bool,
+) -> Result<(AcceptedRequest, Outcome, Option<RawRequest>), ReceiveError> {
+    let work = move |accepted: AcceptedRequest, key: Option<&PseudonymKey>| {
         let outcome = pipeline::normalise_with(accepted.raw(), key);
-        return Ok((accepted, outcome));
+        let hidden = match key {
+            Some(key) if hide => hidden_request(accepted.raw(), key),
+            _ => None,
+        };
+        (accepted, outcome, hidden)
+    };
+    if accepted.raw().body.len() <= INLINE_MAX_BODY_BYTES {
+        return Ok(work(accepted, key));
     }
     let key = key.cloned();
-    let work = move || {
-        let outcome = pipeline::normalise_with(accepted.raw(), key.as_ref());
-        (accepted, outcome)
-    };
-    match tokio::task::spawn_blocking(work).await {
+    match tokio::task::spawn_blocking(move || work(accepted, key.as_ref())).await {
         Ok(done) => Ok(done),
         // A panic goes on as it would have inline; cancelled only means the runtime is
         // shutting down, when nothing more will be stored.

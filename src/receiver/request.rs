@@ -8,7 +8,7 @@ use super::body_budget::{self, Reservation};
 use super::content_encoding;
 use super::redact::Redaction;
 use crate::pipeline::ContentKind;
-use crate::spool::{RawRequest, sha256_hex};
+use crate::request::{RawRequest, RequestKind, sha256_hex};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{HeaderMap, Method, Uri, header};
@@ -89,6 +89,7 @@ impl Incoming {
         Ok(RawRequest {
             received_at: chrono::Utc::now(),
             source: source.to_owned(),
+            kind: RequestKind::of_path(self.uri.path()),
             method: self.method.as_str().to_owned(),
             path: self.uri.path().to_owned(),
             query: redaction.query(self.uri.query()),

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
-
-use crate::spool::secret_urls::load_hashes;
-use crate::spool::sha256_hex;
+use crate::request::sha256_hex;
+use crate::spool::SpoolReader;
 
 const REFRESH: Duration = Duration::from_secs(1);
 
@@ -25,7 +23,7 @@ impl SecretUrls {
     /// migrated the store before the receiver starts, so the table is there.
     pub(super) fn start(db_path: PathBuf) -> Arc<Self> {
         let urls = Arc::new(SecretUrls::default());
-        let conn = match Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        let conn = match SpoolReader::open(&db_path) {
             Ok(conn) => conn,
             Err(err) => {
                 tracing::error!(error = %err, "secret URLs are unavailable until restart");
@@ -47,8 +45,8 @@ impl SecretUrls {
         urls
     }
 
-    fn refresh(&self, conn: &Connection) {
-        match load_hashes(conn) {
+    fn refresh(&self, reader: &SpoolReader) {
+        match reader.secret_url_hashes() {
             Ok(table) => {
                 *self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
             }

@@ -1,13 +1,18 @@
-//! Reading the spool for sinks that load from it: the requests after a cursor, with every row
-//! they produced, in one read transaction so the batch is a consistent snapshot.
+//! A batch: requests read from the log after a cursor, and the rows of every logical table
+//! made from them by the pipeline. Each sink loads a batch its own way; every sink gets the
+//! same rows, built here, in the one place that maps the pipeline's types to columns.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension as _};
 
-use super::columns::{EVENTS, FAILED_EVENTS, JOURNEY_CALLS, Kind, RAW_REQUESTS, Table};
+use super::columns::{EVENTS, FAILED_EVENTS, JOURNEY_CALLS, RAW_REQUESTS, Table};
+use crate::pipeline::{
+    CanonicalEvent, EventId, Failure, JourneyCall, Outcome, PseudonymKey, normalise_with,
+};
+use crate::request::StoredRequest;
 
-/// One value, typed by its column's [`Kind`].
+/// One value, typed by its column's [`super::columns::Kind`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Null,
@@ -25,7 +30,7 @@ pub struct Row {
     /// The request it came from.
     pub seq: i64,
     pub cells: Vec<Cell>,
-    /// Set when a stored value does not fit its column's kind; such a row is refused whole.
+    /// Set when a value does not fit its column's kind; such a row is refused whole.
     pub problem: Option<String>,
 }
 
@@ -36,7 +41,7 @@ pub struct Rows {
     pub rows: Vec<Row>,
 }
 
-/// Requests `after < seq <= through` and everything they produced.
+/// Requests `after < seq <= through` and everything made from them.
 #[derive(Debug)]
 pub struct Batch {
     pub after: i64,
@@ -46,108 +51,243 @@ pub struct Batch {
     pub journey_calls: Rows,
     /// The normaliser's failures; a sink adds its own refusals.
     pub failures: Rows,
+    /// Requests whose rows could not be made again (their body was dropped once every sink
+    /// then running had loaded them): a sink keeps whatever rows it has of these.
+    pub kept: Vec<i64>,
+    /// Events and failures per source, for the counters of `/metrics`.
+    pub per_source: HashMap<String, (u64, u64)>,
+}
+
+/// Why a batch could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stored request {seq} of source `{source_name}` was pseudonymised, and the configuration has \
+     no `pseudonymise.key` for that source: its rows cannot be made without writing personal \
+     values in plain"
+)]
+pub struct MissingKey {
+    pub seq: i64,
+    pub source_name: String,
 }
 
 impl Batch {
+    /// Runs the pipeline on `requests` (read after `after`, in order, at least one), with the
+    /// sources' keys.
+    pub fn build(
+        after: i64,
+        requests: &[StoredRequest],
+        keys: &HashMap<String, PseudonymKey>,
+    ) -> Result<Batch, MissingKey> {
+        let through = requests.last().map_or(after, |stored| stored.seq);
+        let mut batch = Batch {
+            after,
+            through,
+            raw_requests: Rows { table: &RAW_REQUESTS, rows: Vec::with_capacity(requests.len()) },
+            events: Rows { table: &EVENTS, rows: Vec::with_capacity(requests.len()) },
+            journey_calls: Rows { table: &JOURNEY_CALLS, rows: Vec::new() },
+            failures: Rows { table: &FAILED_EVENTS, rows: Vec::new() },
+            kept: Vec::new(),
+            per_source: HashMap::new(),
+        };
+        // A resend carries an event already in the batch: its first request keeps it.
+        let mut seen = HashSet::new();
+        for stored in requests {
+            batch.raw_requests.rows.push(raw_request_row(stored));
+            let Some(outcome) = derive(stored, keys)? else {
+                batch.kept.push(stored.seq);
+                continue;
+            };
+            batch.add(stored, &outcome, &mut seen);
+        }
+        Ok(batch)
+    }
+
+    fn add(&mut self, stored: &StoredRequest, outcome: &Outcome, seen: &mut HashSet<EventId>) {
+        let (seq, request) = (stored.seq, &stored.request);
+        for event in &outcome.events {
+            if seen.insert(event.event_id.clone()) {
+                self.events.rows.push(event_row(seq, request.received_at, event));
+            }
+        }
+        for call in &outcome.journey_calls {
+            self.journey_calls.rows.push(journey_call_row(stored, call));
+        }
+        for failure in &outcome.failures {
+            self.failures.rows.push(failure_row(seq, request.received_at, failure));
+        }
+        let counts = self.per_source.entry(request.source.clone()).or_default();
+        counts.0 += outcome.events.len() as u64;
+        counts.1 += outcome.failures.len() as u64;
+    }
+
     pub fn event_count(&self) -> usize {
         self.events.rows.len()
     }
-}
 
-/// Reads the next batch after `after`: up to `max_events` events and `max_events` requests,
-/// always whole requests. `None` when there is nothing new.
-pub fn read(
-    conn: &mut Connection,
-    after: i64,
-    max_events: usize,
-) -> rusqlite::Result<Option<Batch>> {
-    let tx = conn.transaction()?;
-    let last: Option<i64> = tx.query_row("SELECT max(seq) FROM raw_requests", [], |r| r.get(0))?;
-    let Some(last) = last.filter(|&last| last > after) else { return Ok(None) };
-    let limit = i64::try_from(max_events.max(1)).unwrap_or(i64::MAX);
-    // The request holding the `max_events`-th event after the cursor ends the batch.
-    let by_events: Option<i64> = tx
-        .query_row(
-            "SELECT raw_seq FROM events WHERE raw_seq > ?1 ORDER BY raw_seq LIMIT 1 OFFSET ?2",
-            [after, limit - 1],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let through = by_events.unwrap_or(last).min(last).min(after.saturating_add(limit));
-    let batch = Batch {
-        after,
-        through,
-        raw_requests: read_rows(&tx, &RAW_REQUESTS, "", after, through)?,
-        events: read_rows(&tx, &EVENTS, "", after, through)?,
-        journey_calls: read_rows(&tx, &JOURNEY_CALLS, "", after, through)?,
-        failures: read_rows(&tx, &FAILED_EVENTS, "AND sink IS NULL", after, through)?,
-    };
-    tx.commit()?;
-    Ok(Some(batch))
-}
-
-fn read_rows(
-    conn: &Connection,
-    table: &'static Table,
-    extra_condition: &str,
-    after: i64,
-    through: i64,
-) -> rusqlite::Result<Rows> {
-    let names: Vec<&str> = table.names().collect();
-    let seq = table.seq_column;
-    // Table and column names come from our own specs, never from input.
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {seq} > ?1 AND {seq} <= ?2 {extra_condition} ORDER BY {seq}",
-        names.join(", "),
-        table.name,
-    );
-    let seq_index = table.position(seq).unwrap_or(0);
-    let mut statement = conn.prepare_cached(&sql)?;
-    let mut cursor = statement.query([after, through])?;
-    let mut rows = Vec::new();
-    while let Some(row) = cursor.next()? {
-        let mut cells = Vec::with_capacity(names.len());
-        let mut problem = None;
-        for (index, column) in table.columns.iter().enumerate() {
-            let cell = cell(row.get_ref(index)?, column.kind).unwrap_or_else(|why| {
-                problem.get_or_insert_with(|| format!("{}: {why}", column.name));
-                Cell::Null
-            });
-            cells.push(cell);
-        }
-        let seq = match cells.get(seq_index) {
-            Some(Cell::Int(seq)) => *seq,
-            _ => after,
-        };
-        rows.push(Row { seq, cells, problem });
+    pub fn request_count(&self) -> usize {
+        self.raw_requests.rows.len()
     }
-    Ok(Rows { table, rows })
 }
 
-/// Reads a stored value as `kind`; SQLite's loose typing means a column may hold anything.
-fn cell(value: ValueRef<'_>, kind: Kind) -> Result<Cell, String> {
-    let text = |bytes: &[u8]| {
-        String::from_utf8(bytes.to_vec()).map_err(|_| "stored text is not UTF-8".to_owned())
+/// What the pipeline makes of a stored request: `None` when its body is gone.
+fn derive(
+    stored: &StoredRequest,
+    keys: &HashMap<String, PseudonymKey>,
+) -> Result<Option<Outcome>, MissingKey> {
+    if stored.body_dropped {
+        return Ok(None);
+    }
+    // A hidden body holds the digests already; hashing them again would change every id.
+    let key = if stored.pseudonymised && !stored.body_hidden {
+        let key = keys.get(&stored.request.source).ok_or_else(|| MissingKey {
+            seq: stored.seq,
+            source_name: stored.request.source.clone(),
+        })?;
+        Some(key)
+    } else {
+        None
     };
-    Ok(match (value, kind) {
-        (ValueRef::Null, _) => Cell::Null,
-        (ValueRef::Integer(n), Kind::BigInt) => Cell::Int(n),
-        (ValueRef::Integer(n), Kind::Bool) => Cell::Bool(n != 0),
-        (ValueRef::Integer(n), Kind::Text) => Cell::Text(n.to_string()),
-        (ValueRef::Real(x), Kind::Text) => Cell::Text(x.to_string()),
-        (ValueRef::Text(bytes), Kind::Text) => Cell::Text(text(bytes)?),
-        (ValueRef::Text(bytes), Kind::Json) => Cell::Json(text(bytes)?),
-        (ValueRef::Text(bytes), Kind::Time) => {
-            let text = text(bytes)?;
-            let time = DateTime::parse_from_rfc3339(&text)
-                .map_err(|_| format!("`{text}` is not an RFC 3339 time"))?;
-            Cell::Time(time.with_timezone(&Utc))
-        }
-        (ValueRef::Blob(bytes) | ValueRef::Text(bytes), Kind::Bytes) => Cell::Bytes(bytes.to_vec()),
-        (value, kind) => {
-            return Err(format!("a {:?} value in a {kind:?} column", value.data_type()));
-        }
-    })
+    Ok(Some(normalise_with(&stored.request, key)))
+}
+
+fn text(value: &Option<String>) -> Cell {
+    value.as_ref().map_or(Cell::Null, |text| Cell::Text(text.clone()))
+}
+
+fn json(value: &Option<String>) -> Cell {
+    value.as_ref().map_or(Cell::Null, |text| Cell::Json(text.clone()))
+}
+
+fn int(value: Option<i64>) -> Cell {
+    value.map_or(Cell::Null, Cell::Int)
+}
+
+/// A row whose cells were all built from typed values.
+fn row(seq: i64, cells: Vec<Cell>) -> Row {
+    Row { seq, cells, problem: None }
+}
+
+fn raw_request_row(stored: &StoredRequest) -> Row {
+    let request = &stored.request;
+    row(
+        stored.seq,
+        vec![
+            Cell::Int(stored.seq),
+            Cell::Time(request.received_at),
+            Cell::Text(request.source.clone()),
+            Cell::Text(request.kind.as_str().to_owned()),
+            text(&request.kind.journey().map(str::to_owned)),
+            Cell::Text(request.method.clone()),
+            Cell::Text(request.path.clone()),
+            text(&request.query),
+            Cell::Json(request.headers_json.clone()),
+            text(&request.remote_addr),
+            text(&request.content_type),
+            Cell::Bytes(request.body.to_vec()),
+            Cell::Text(request.body_sha256.clone()),
+            Cell::Bool(stored.body_dropped),
+            Cell::Bool(stored.pseudonymised),
+            text(&request.peer_addr),
+        ],
+    )
+}
+
+/// The 48 columns of `events`, in [`EVENTS`]' order.
+fn event_row(seq: i64, received_at: DateTime<Utc>, event: &CanonicalEvent) -> Row {
+    let f = &event.fields;
+    let mut problem = None;
+    let created_at = match &event.created_at {
+        None => Cell::Null,
+        Some(text) => match DateTime::parse_from_rfc3339(text) {
+            Ok(time) => Cell::Time(time.with_timezone(&Utc)),
+            Err(_) => {
+                problem = Some(format!("created_at: `{text}` is not an RFC 3339 time"));
+                Cell::Null
+            }
+        },
+    };
+    let cells = vec![
+        Cell::Text(event.event_id.as_str().to_owned()),
+        Cell::Int(seq),
+        Cell::Text(event.source.clone()),
+        Cell::Text(event.event_name.clone()),
+        text(&event.email),
+        text(&event.user_id),
+        created_at,
+        Cell::Time(received_at),
+        int(event.campaign_id),
+        int(event.template_id),
+        text(&event.message_id),
+        text(&event.app_id),
+        text(&event.platform),
+        Cell::Json(event.data.clone()),
+        Cell::Text(event.family.as_str().to_owned()),
+        int(f.channel_id),
+        int(f.message_type_id),
+        int(f.workflow_id),
+        int(f.experiment_id),
+        int(f.content_id),
+        text(&f.campaign_name),
+        text(&f.template_name),
+        text(&f.workflow_name),
+        text(&f.email_subject),
+        text(&f.url),
+        text(&f.link_url),
+        text(&f.user_agent),
+        text(&f.user_agent_device),
+        text(&f.ip),
+        text(&f.city),
+        text(&f.region),
+        text(&f.country),
+        text(&f.locale),
+        text(&f.proxy_source),
+        f.is_bot.map_or(Cell::Null, Cell::Bool),
+        text(&f.recipient_state),
+        text(&f.bounce_message),
+        text(&f.reason),
+        text(&f.unsub_source),
+        text(&f.signup_source),
+        json(&f.email_list_ids),
+        json(&f.labels),
+        text(&f.to_phone_number),
+        text(&f.from_phone_number),
+        text(&f.sms_message),
+        text(&f.push_message),
+        json(&f.transactional_data),
+        json(&event.parse_warnings),
+    ];
+    Row { seq, cells, problem }
+}
+
+fn journey_call_row(stored: &StoredRequest, call: &JourneyCall) -> Row {
+    let request = &stored.request;
+    row(
+        stored.seq,
+        vec![
+            Cell::Int(stored.seq),
+            Cell::Time(request.received_at),
+            Cell::Text(request.source.clone()),
+            Cell::Text(call.journey.clone()),
+            Cell::Text(request.method.clone()),
+            text(&call.email),
+            text(&call.user_id),
+            Cell::Json(call.data.clone()),
+        ],
+    )
+}
+
+fn failure_row(seq: i64, received_at: DateTime<Utc>, failure: &Failure) -> Row {
+    row(
+        seq,
+        vec![
+            Cell::Int(seq),
+            Cell::Time(received_at),
+            Cell::Text(failure.stage.as_str().to_owned()),
+            Cell::Text(failure.reason.clone()),
+            Cell::Null,
+            Cell::Bytes(failure.body.clone()),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -155,12 +295,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cells_follow_their_column_kind() {
-        assert_eq!(cell(ValueRef::Integer(1), Kind::Bool), Ok(Cell::Bool(true)));
-        assert_eq!(cell(ValueRef::Integer(7), Kind::Text), Ok(Cell::Text("7".to_owned())));
-        let time = cell(ValueRef::Text(b"2026-11-22T10:00:00.5Z"), Kind::Time).unwrap();
-        assert_eq!(time, Cell::Time("2026-11-22T10:00:00.500Z".parse().unwrap()));
-        assert!(cell(ValueRef::Text(b"yesterday"), Kind::Time).unwrap_err().contains("yesterday"));
-        assert!(cell(ValueRef::Real(1.5), Kind::BigInt).is_err());
+    fn every_row_has_a_cell_per_declared_column() {
+        use crate::request::{RawRequest, RequestKind};
+        let body = r#"[{"email":"a@x.io","eventName":"emailOpen","dataFields":{"createdAt":"2016-12-02 20:21:04 +00:00"}}, 7]"#;
+        let stored = |seq, kind: RequestKind, path: &str| StoredRequest {
+            seq,
+            request: RawRequest {
+                received_at: Utc::now(),
+                source: "s".into(),
+                kind,
+                method: "POST".into(),
+                path: path.into(),
+                query: Some("email=b%40x.io".into()),
+                headers_json: "{}".into(),
+                remote_addr: None,
+                peer_addr: None,
+                content_type: Some("application/json".into()),
+                body: bytes::Bytes::from(body),
+                body_sha256: String::new(),
+            },
+            pseudonymised: false,
+            body_hidden: false,
+            body_dropped: false,
+        };
+        let requests = [
+            stored(1, RequestKind::System, "/iterable/s"),
+            stored(2, RequestKind::Journey { name: "j".into() }, "/iterable/s/journey/j"),
+        ];
+        let batch = Batch::build(0, &requests, &HashMap::new()).unwrap();
+        assert_eq!((batch.after, batch.through), (0, 2));
+        for rows in [&batch.raw_requests, &batch.events, &batch.journey_calls, &batch.failures] {
+            assert!(!rows.rows.is_empty(), "{} has rows", rows.table.name);
+            for row in &rows.rows {
+                assert_eq!(row.cells.len(), rows.table.columns.len(), "{}", rows.table.name);
+                assert_eq!(row.problem, None);
+            }
+        }
+        assert_eq!(batch.per_source["s"], (1, 1));
+    }
+
+    #[test]
+    fn a_pseudonymised_request_needs_its_key() {
+        let mut stored = StoredRequest {
+            seq: 3,
+            request: crate::request::RawRequest {
+                received_at: Utc::now(),
+                source: "private".into(),
+                kind: crate::request::RequestKind::System,
+                method: "POST".into(),
+                path: "/iterable/private".into(),
+                query: None,
+                headers_json: "{}".into(),
+                remote_addr: None,
+                peer_addr: None,
+                content_type: None,
+                body: bytes::Bytes::new(),
+                body_sha256: String::new(),
+            },
+            pseudonymised: true,
+            body_hidden: false,
+            body_dropped: false,
+        };
+        let err = Batch::build(0, std::slice::from_ref(&stored), &HashMap::new()).unwrap_err();
+        assert_eq!(err.seq, 3);
+        stored.body_dropped = true;
+        let batch = Batch::build(0, &[stored], &HashMap::new()).unwrap();
+        assert_eq!(batch.kept, vec![3]);
     }
 }

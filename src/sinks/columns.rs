@@ -1,6 +1,7 @@
-//! The logical tables every sink holds (DESIGN.md, "Tables"): their columns in order, with the
-//! kind of value each holds. The embedded SQLite sink writes them; sinks that load from the
-//! spool read them back with [`crate::sinks::batch`] and map each kind to their own type.
+//! The logical tables every sink holds (DESIGN.md, "Tables"), declared once: their columns in
+//! order, with the kind of value each holds. [`crate::sinks::batch`] builds rows in this order
+//! and every sink maps each kind to its own type; `tests/row_model.rs` checks the real SQLite
+//! and PostgreSQL schemas against this declaration.
 
 /// What a column holds, independent of any database's type names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,8 @@ pub const RAW_REQUESTS: Table = Table {
         col("seq", BigInt),
         col("received_at", Time),
         col("source", Text),
+        col("kind", Text),
+        col("journey", Text),
         col("method", Text),
         col("path", Text),
         col("query", Text),

@@ -1,9 +1,89 @@
-//! Sinks: where canonical events are loaded. The embedded SQLite sink writes inside the spool's
-//! own transaction; every other sink loads from the spool behind its own cursor.
+//! Sinks: every set of tables made from the request log, each loading behind its own cursor.
+//!
+//! A sink is a [`Sink`]: it connects to its target (refusing one loaded from another store) and
+//! loads a [`Batch`] idempotently, returning the rows it refused. Everything else, the loop
+//! (cursor, read-ahead, linger, back-off, timeouts, metrics, lag, stopping), is the one
+//! [`runner`] every sink runs on. Adding a sink is a folder beside `sqlite/` and `postgres/`
+//! and one line in [`start`].
 
 pub mod batch;
 pub mod columns;
-pub mod cursor;
 pub mod postgres;
+pub mod runner;
 pub mod sqlite;
 pub mod views;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pipeline::PseudonymKey;
+use crate::spool::{Refusal, Spool};
+pub use batch::Batch;
+pub use runner::RunnerSettings;
+
+/// A destination for the rows made from the log.
+pub trait Sink: Send + 'static {
+    /// The name of its cursor, its metrics and its refusals.
+    fn name(&self) -> &'static str;
+
+    /// How the runner paces it.
+    fn settings(&self) -> RunnerSettings;
+
+    /// Makes the target ready (tables and views up to date). `store_id` is the log's
+    /// identity: a target already loaded from another store is refused, permanently.
+    fn connect(&mut self, store_id: &str) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Whether [`Sink::connect`] must run (again) before the next load.
+    fn needs_connect(&self) -> bool;
+
+    /// Drops the connection after a failure, so the next attempt starts afresh.
+    fn disconnect(&mut self);
+
+    /// Loads `batch`; loading it again changes nothing. Returns the rows the target refused,
+    /// which the runner keeps in `failed_events` under the sink's name.
+    fn load(
+        &mut self,
+        batch: Arc<Batch>,
+    ) -> impl Future<Output = Result<Vec<Refusal>, SinkError>> + Send;
+}
+
+/// Why a sink's step failed, and whether trying again soon can help.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The target is away, slow or locked: retried with capped exponential back-off.
+    #[error("{0}")]
+    Retryable(String),
+    /// Needs an operator (a schema newer than this version, a target owned by another store,
+    /// a missing key): retried only every few minutes, logged as an error.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Starts every configured sink on the runner; they stop when `stop` is cancelled.
+pub fn start(
+    config: &Config,
+    spool: &Spool,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<()> {
+    let keys: Arc<HashMap<String, PseudonymKey>> = Arc::new(
+        config
+            .sources
+            .iter()
+            .filter_map(|source| Some((source.name.clone(), source.pseudonymise.clone()?)))
+            .collect(),
+    );
+    let context = runner::Context { spool, metrics, keys: &keys, stop, tracker };
+    runner::start(sqlite::SqliteSink::new(spool.clone(), metrics.row_counters()), &context)?;
+    if let Some(pg) = &config.sinks.postgres {
+        runner::start(postgres::PostgresSink::new(pg.clone()), &context)?;
+    }
+    Ok(())
+}

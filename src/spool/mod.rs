@@ -1,54 +1,90 @@
-//! The spool: the durable store every accepted request is written to before it is answered.
+//! The spool: the durable request log every accepted request is appended to before it is
+//! answered, and the cursors of the sinks that load from it.
 //!
 //! # Guarantees
 //!
 //! - **A 2xx means committed.** [`Spool::append`] returns only after the SQLite transaction
 //!   holding the request has committed in WAL mode with `synchronous=FULL`, so the request
 //!   survives a process crash (SIGKILL) and, on storage that honours `fsync`, a power loss.
+//! - **The log holds requests only.** An append writes the request record and nothing else;
+//!   every table made from requests (the embedded `events`, `journey_calls` and
+//!   `failed_events` included) is a sink's, loaded behind its cursor. A raw row therefore
+//!   exists before its event rows; a crash between them is caught up from the cursor.
 //! - **Group commit.** One writer thread owns the only write connection. It takes every request
 //!   waiting in its queue (up to `store.max_batch`) into one transaction, so concurrent requests
 //!   share one `fsync` and throughput grows with concurrency instead of collapsing under it.
-//! - **All or nothing per batch.** A request's raw row, its events and its failures are written
-//!   in the same transaction. If the transaction fails, every request in it gets an error (and
-//!   so a 503): none is acknowledged, none is half stored.
+//! - **All or nothing per batch.** If the transaction fails, every request in it gets an error
+//!   (and so a 503): none is acknowledged, none is stored.
 //! - **Back-pressure, not buffering.** The queue holds at most `store.max_queue_depth` requests;
 //!   beyond that `append` fails at once with [`SpoolError::Overloaded`] rather than holding
 //!   unacknowledged requests in memory.
-//! - **Ordering.** `raw_requests.seq` increases in commit order and is never reused.
+//! - **Ordering.** `raw_requests.seq` increases in commit order and is never reused, so a reader
+//!   that sees a request sees every request before it.
+//!
+//! This module is the only code that opens `hookhouse.db`. Sinks read it through a
+//! [`SpoolReader`] and write through the writer ([`Spool::acknowledge`] and friends); the
+//! embedded sink's rows go through [`Spool::write_embedded`].
 //!
 //! It does not decide what a request means (the pipeline does) nor who may send one
 //! (the receiver does: only an [`AcceptedRequest`] can be appended).
 
 mod checkpointer;
+mod cursors;
 mod files;
-mod record;
-mod replay;
+mod maintenance;
+mod reader;
 mod schema;
 pub mod secret_urls;
 mod writer;
 
-pub use record::{RawRequest, StoredAs, format_time, sha256_hex};
-pub use replay::{ReplayError, ReplayReport, Selection, replay};
+pub use cursors::{Cursor, Lag};
+pub use maintenance::{Maintenance, Selection, rewind_sinks};
+pub use reader::SpoolReader;
 pub use schema::MigrationError;
 pub use writer::WriterHandle;
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use chrono::{DateTime, Utc};
+use tokio::sync::{oneshot, watch};
 
 use crate::config::StoreConfig;
-use crate::pipeline::Outcome;
-use crate::receiver::AcceptedRequest;
+use crate::request::{AcceptedRequest, StoredAs};
 
-/// A sink's write, run by the writer inside its transaction; returns whether it applied.
-pub type SinkWrite = Box<dyn FnOnce(&rusqlite::Connection) -> rusqlite::Result<bool> + Send>;
+/// A write run by the writer on its connection; returns whether it applied.
+type SinkWrite = Box<dyn FnOnce(&rusqlite::Connection) -> rusqlite::Result<bool> + Send>;
+
+/// The embedded sink's load, run by the writer in a transaction of its own.
+pub type EmbeddedWrite = Box<dyn FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send>;
 
 /// Where an appended request now lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
     pub seq: i64,
+}
+
+/// A row a sink would not take, kept in `failed_events` under the sink's name instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub seq: i64,
+    pub received_at: DateTime<Utc>,
+    pub reason: String,
+    /// The refused row as JSON (a request's own body for `raw_requests`).
+    pub body: Vec<u8>,
+}
+
+/// What a sink tells the log after its load of `after < seq <= through` committed.
+#[derive(Debug, Clone)]
+pub struct Acknowledgement {
+    pub sink: &'static str,
+    /// The cursor the batch was read at; a replay since then makes the acknowledgement void.
+    pub from: Cursor,
+    pub after: i64,
+    pub through: i64,
+    pub refusals: Vec<Refusal>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +121,16 @@ pub enum SpoolError {
     Closed,
     #[error("a sink's write to the store failed: {0}")]
     SinkWrite(String),
+    #[error("failed to read the store: {0}")]
+    Read(#[from] rusqlite::Error),
+    #[error("no store at `{0}`: run `hookhouse serve` first, or pass --data-dir")]
+    Missing(String),
 }
 
 /// A cloneable handle to the writer; cheap to share between request handlers.
+///
+/// The writer thread ends once every clone is dropped and it has committed what was queued:
+/// that, and not a signal, is how it stops, so nothing can be appended after it ended.
 #[derive(Debug, Clone)]
 pub struct Spool {
     queue: SyncSender<writer::Job>,
@@ -97,50 +140,137 @@ pub struct Spool {
 /// State the writer publishes to the handlers.
 #[derive(Debug)]
 struct Shared {
+    db_path: PathBuf,
     queued: AtomicUsize,
     max_queued: usize,
     /// False from a failed commit until the next successful write or probe.
     writable: AtomicBool,
+    /// The sinks running in this process: a dropped body goes once all of them loaded it.
+    sinks: Mutex<Vec<&'static str>>,
+    /// The last seq committed, for sinks waiting for new requests.
+    committed: watch::Sender<i64>,
 }
 
 impl Spool {
     /// Opens (creating if needed) the store and starts its writer thread.
     pub fn open(config: &StoreConfig) -> Result<(Spool, WriterHandle), SpoolError> {
-        files::prepare(&config.data_dir, &config.db_path()).map_err(|source| {
-            SpoolError::CreateDir { path: config.data_dir.display().to_string(), source }
+        let db_path = config.db_path();
+        files::prepare(&config.data_dir, &db_path).map_err(|source| SpoolError::CreateDir {
+            path: config.data_dir.display().to_string(),
+            source,
         })?;
         let shared = Arc::new(Shared {
+            db_path,
             queued: AtomicUsize::new(0),
             max_queued: config.max_queue_depth.get(),
             writable: AtomicBool::new(true),
+            sinks: Mutex::new(Vec::new()),
+            committed: watch::Sender::new(0),
         });
         let (queue, handle) = writer::start(config, Arc::clone(&shared))?;
         Ok((Spool { queue, shared }, handle))
     }
 
-    /// Stores the request and the rows it produced; returns once they are committed.
+    /// Appends the request; returns once it is committed.
     pub async fn append(
         &self,
         request: AcceptedRequest,
-        outcome: Outcome,
         stored_as: StoredAs,
     ) -> Result<Receipt, SpoolError> {
         let (reply, receipt) = oneshot::channel();
         let request = request.into_raw();
-        self.send(writer::Job::Request(writer::RequestJob { request, outcome, stored_as, reply }))?;
+        self.send(writer::Job::Request(writer::RequestJob { request, stored_as, reply }))?;
         receipt.await.unwrap_or(Err(SpoolError::Closed))
     }
 
-    /// Runs a sink's small write (its cursor, its refusals) in the writer's next commit and
-    /// returns what it returned. Through the writer, because a separate connection would wait
-    /// for the write lock behind the request stream, polling, for up to half a second under
-    /// load; here it costs a savepoint. An error rolls back only this write.
-    ///
-    /// A full queue makes it wait for room rather than fail: the sink's load is already
-    /// committed, and only this write stands between it and the next batch.
-    pub async fn write_for_sink(&self, write: SinkWrite) -> Result<bool, SpoolError> {
+    /// A read-only connection for a sink, `status` or the secret URLs.
+    pub fn reader(&self) -> Result<SpoolReader, SpoolError> {
+        SpoolReader::open(&self.shared.db_path)
+    }
+
+    /// Changes at every commit of requests: what a caught-up sink waits on.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.shared.committed.subscribe()
+    }
+
+    /// The path of `hookhouse.db`, for messages.
+    pub fn db_path(&self) -> &Path {
+        &self.shared.db_path
+    }
+
+    /// Registers a sink running in this process and creates its cursor at the start of the
+    /// log if it has none; returns its cursor.
+    pub async fn register_sink(&self, sink: &'static str) -> Result<(), SpoolError> {
+        {
+            let mut sinks = self.shared.sinks.lock().unwrap_or_else(|e| e.into_inner());
+            if !sinks.contains(&sink) {
+                sinks.push(sink);
+            }
+        }
+        self.savepoint(Box::new(move |conn| cursors::create(conn, sink).map(|()| true))).await?;
+        Ok(())
+    }
+
+    /// Records a sink's load: moves its cursor, keeps its refusals, and empties the bodies no
+    /// running sink needs any more. Returns false, changing nothing, if a replay moved the
+    /// cursor since the batch was read (the batch is then read again).
+    pub async fn acknowledge(&self, ack: Acknowledgement) -> Result<bool, SpoolError> {
+        let shared = Arc::clone(&self.shared);
+        self.savepoint(Box::new(move |conn| {
+            // First: after a replay the refusals may be stale as well, so nothing is written.
+            if !cursors::advance(conn, ack.sink, ack.from, ack.through)? {
+                return Ok(false);
+            }
+            cursors::replace_refusals(conn, ack.sink, ack.after, ack.through, &ack.refusals)?;
+            let sinks = shared.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            cursors::drop_loaded_bodies(conn, &sinks)?;
+            Ok(true)
+        }))
+        .await
+    }
+
+    /// Keeps why a sink's last attempt failed, for `hookhouse status`.
+    pub async fn record_sink_error(
+        &self,
+        sink: &'static str,
+        error: String,
+    ) -> Result<(), SpoolError> {
+        self.savepoint(Box::new(move |conn| {
+            cursors::record_error(conn, sink, &error).map(|_| true)
+        }))
+        .await
+        .map(|_| ())
+    }
+
+    /// Runs the embedded sink's load in a transaction of its own on the writer, between
+    /// request commits: the writer is the only connection that writes, so the sink never
+    /// polls for the write lock. An error rolls back only this load.
+    pub async fn write_embedded(&self, write: EmbeddedWrite) -> Result<(), SpoolError> {
+        let write: SinkWrite = Box::new(move |conn| write(conn).map(|()| true));
+        self.send_waiting(|reply| {
+            writer::Job::SinkTransaction(writer::SinkJob { write: Some(write), reply })
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Runs a sink's small write in a savepoint of the writer's next commit. Through the
+    /// writer, because a separate connection would wait for the write lock behind the request
+    /// stream, polling, for up to half a second under load; here it costs a savepoint. An
+    /// error rolls back only this write.
+    async fn savepoint(&self, write: SinkWrite) -> Result<bool, SpoolError> {
+        self.send_waiting(|reply| writer::Job::Sink(writer::SinkJob { write: Some(write), reply }))
+            .await
+    }
+
+    /// Queues a sink's job. A full queue makes it wait for room rather than fail: the sink's
+    /// load is already done, and only this write stands between it and the next batch.
+    async fn send_waiting(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<bool, SpoolError>>) -> writer::Job,
+    ) -> Result<bool, SpoolError> {
         let (reply, done) = oneshot::channel();
-        let mut job = writer::Job::Sink(writer::SinkJob { write: Some(write), reply });
+        let mut job = job(reply);
         loop {
             self.shared.queued.fetch_add(1, Ordering::Relaxed);
             match self.queue.try_send(job) {

@@ -139,6 +139,26 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE raw_requests ADD COLUMN peer_addr TEXT;
     "#,
+    // 6: the spool is a request log and the embedded tables a sink behind a cursor. Each
+    // request records its kind; a `drop_raw_bodies` body is kept until every sink has loaded
+    // it; a body may be stored with its personal values already replaced by digests.
+    r#"
+    -- system, journey or snowplow; NULL for rows stored before, whose kind is read from the path.
+    ALTER TABLE raw_requests ADD COLUMN kind TEXT;
+    -- The journey's name, for a journey call.
+    ALTER TABLE raw_requests ADD COLUMN journey TEXT;
+    -- Set while a `drop_raw_bodies` body waits for the sinks: the digest that replaces
+    -- `body_sha256` when the body is emptied.
+    ALTER TABLE raw_requests ADD COLUMN drop_body_digest TEXT;
+    -- 1: `body` and `query` hold keyed digests in place of personal values already (a source
+    -- with a key and `drop_raw_bodies`), so rows are made from them without the key.
+    ALTER TABLE raw_requests ADD COLUMN body_hidden INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX raw_requests_drop_pending ON raw_requests (seq) WHERE drop_body_digest IS NOT NULL;
+    -- Until now the embedded tables were written with each request: they are loaded up to here.
+    INSERT OR IGNORE INTO sink_cursors (sink, position, loaded_at)
+        SELECT 'sqlite', coalesce(max(seq), 0), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        FROM raw_requests;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +179,7 @@ pub enum MigrationError {
 }
 
 /// Brings the database up to the newest schema, one transaction per migration.
-pub(super) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let current = usize::try_from(found).unwrap_or(usize::MAX);
     if current > MIGRATIONS.len() {

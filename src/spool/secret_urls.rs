@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{format_time, sha256_hex};
+use crate::request::{format_time, sha256_hex};
 
 /// How many secret URLs a source may have live at once.
 pub const LIVE_PER_SOURCE: i64 = 2;
@@ -98,7 +98,7 @@ fn info_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SecretUrlInfo> {
 }
 
 /// Every live secret's hash and its (source, id), for the receiver's lookup table.
-pub fn load_hashes(conn: &Connection) -> rusqlite::Result<HashMap<String, (String, i64)>> {
+pub(super) fn load_hashes(conn: &Connection) -> rusqlite::Result<HashMap<String, (String, i64)>> {
     let mut statement = conn.prepare("SELECT secret_sha256, source, id FROM secret_urls")?;
     let rows = statement.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
     rows.collect()

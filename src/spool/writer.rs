@@ -11,11 +11,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::checkpointer::Checkpointer;
-use super::{RawRequest, Receipt, Shared, SinkWrite, SpoolError, StoredAs, schema};
+use super::{Receipt, Shared, SinkWrite, SpoolError, schema};
 use crate::config::StoreConfig;
-use crate::pipeline::Outcome;
-use crate::sinks;
-use crate::sinks::sqlite::{Inserts, OnConflict, RawRow};
+use crate::request::{RawRequest, StoredAs};
 use crate::telemetry::LogLimit;
 
 /// How often a writer whose last commit failed checks whether the store is writable again,
@@ -31,12 +29,15 @@ const WAL_CATCH_UP_PAGES: i64 = 8_192;
 )]
 pub(super) enum Job {
     Request(RequestJob),
+    /// Run in a savepoint inside the next group commit: small writes (a cursor, refusals).
     Sink(SinkJob),
+    /// Run in a transaction of its own after the group commit: a sink's load into the
+    /// embedded tables, which may be thousands of rows.
+    SinkTransaction(SinkJob),
 }
 
 pub(super) struct RequestJob {
     pub(super) request: RawRequest,
-    pub(super) outcome: Outcome,
     pub(super) stored_as: StoredAs,
     pub(super) reply: oneshot::Sender<Result<Receipt, SpoolError>>,
 }
@@ -46,6 +47,13 @@ pub(super) struct SinkJob {
     /// Taken when it runs.
     pub(super) write: Option<SinkWrite>,
     pub(super) reply: oneshot::Sender<Result<bool, SpoolError>>,
+}
+
+impl SinkJob {
+    /// Moves the reply out, leaving a closed one behind.
+    fn reply_taken(&mut self) -> oneshot::Sender<Result<bool, SpoolError>> {
+        std::mem::replace(&mut self.reply, oneshot::channel().0)
+    }
 }
 
 /// What a job came to, once its transaction commits.
@@ -59,7 +67,9 @@ impl Job {
     fn fail(self) {
         let _ = match self {
             Job::Request(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
-            Job::Sink(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
+            Job::Sink(job) | Job::SinkTransaction(job) => {
+                job.reply.send(Err(SpoolError::WriteFailed)).is_ok()
+            }
         };
     }
 }
@@ -88,8 +98,6 @@ pub(super) fn start(
         .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
     schema::migrate(&mut conn)
         .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
-    sinks::sqlite::views::rebuild(&mut conn)
-        .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
 
     let checkpointer = Checkpointer::start(&path)?;
 
@@ -158,8 +166,44 @@ fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch
             }
         }
         shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        commit_batch(&mut conn, &mut batch, &shared, &failures);
+        // A sink's own transactions go after the requests' commit, so no request waits for
+        // them longer than one commit.
+        let mut own: Vec<SinkJob> = Vec::new();
+        batch.retain_mut(|job| match job {
+            Job::SinkTransaction(sink) => {
+                own.push(SinkJob { write: sink.write.take(), reply: sink.reply_taken() });
+                false
+            }
+            _ => true,
+        });
+        if !batch.is_empty() {
+            commit_batch(&mut conn, &mut batch, &shared, &failures);
+        }
+        for job in own {
+            let result = own_transaction(&mut conn, job.write);
+            let _ = job.reply.send(result.map_err(SpoolError::SinkWrite));
+        }
     }
+}
+
+/// Runs a sink's write in a transaction of its own. It does not wait for an fsync: what it
+/// writes is made again from the request log if a crash loses it (its cursor is written after
+/// it), and the next request commit's fsync makes it durable with that commit, since WAL frames
+/// reach the disk in order.
+fn own_transaction(conn: &mut Connection, write: Option<SinkWrite>) -> Result<bool, String> {
+    let Some(write) = write else { return Err("the write ran already".to_owned()) };
+    let run = |conn: &mut Connection| -> rusqlite::Result<Result<bool, String>> {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let applied = write(&tx)?;
+            tx.commit()?;
+            Ok::<_, rusqlite::Error>(applied)
+        })();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(result.map_err(|err| err.to_string()))
+    };
+    run(conn).unwrap_or_else(|err| Err(err.to_string()))
 }
 
 /// Writes one batch in one transaction and answers every request in it.
@@ -172,13 +216,19 @@ fn commit_batch(
     match write_batch(conn, batch) {
         Ok(written) => {
             shared.writable.store(true, Ordering::Relaxed);
+            if let Some(seq) = written.iter().rev().find_map(|written| match written {
+                Written::Stored(seq) => Some(*seq),
+                Written::Sink(_) => None,
+            }) {
+                shared.committed.send_replace(seq);
+            }
             for (job, written) in batch.drain(..).zip(written) {
                 // The client may have gone; its request is stored all the same.
                 match (job, written) {
                     (Job::Request(job), Written::Stored(seq)) => {
                         let _ = job.reply.send(Ok(Receipt { seq }));
                     }
-                    (Job::Sink(job), Written::Sink(result)) => {
+                    (Job::Sink(job) | Job::SinkTransaction(job), Written::Sink(result)) => {
                         let _ = job.reply.send(result.map_err(SpoolError::SinkWrite));
                     }
                     // `write_batch` gives one result per job, in order: not reached.
@@ -206,56 +256,40 @@ fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec
     let mut seqs = Vec::with_capacity(batch.len());
     {
         let mut insert_raw = tx.prepare_cached(
-            "INSERT INTO raw_requests (received_at, source, method, path, query, headers, \
-             remote_addr, content_type, body, body_sha256, body_dropped, pseudonymised, \
-             peer_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO raw_requests (received_at, source, kind, journey, method, path, query, \
+             headers, remote_addr, peer_addr, content_type, body, body_sha256, pseudonymised, \
+             body_hidden, drop_body_digest) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
-        let mut inserts = Inserts::new(&tx, OnConflict::Keep);
         for job in batch.iter_mut() {
             let job = match job {
                 Job::Request(job) => job,
-                Job::Sink(job) => {
+                Job::Sink(job) | Job::SinkTransaction(job) => {
                     seqs.push(Written::Sink(sink_write(&tx, job.write.take())?));
                     continue;
                 }
             };
             let request = &job.request;
-            let received_at = request.received_at_text();
-            // A dropped body is never bound, so its bytes reach neither the WAL nor the file.
-            let (body, body_sha256) = match &job.stored_as.dropped_body_digest {
-                Some(digest) => (&[][..], digest),
-                None => (&request.body[..], &request.body_sha256),
-            };
-            // Query parameters can be the event itself (Snowplow GET, journey parameters), so a
-            // pseudonymised request without its body keeps no query either.
-            let query = match &job.stored_as {
-                StoredAs { pseudonymised: true, dropped_body_digest: Some(_) } => None,
-                _ => request.query.as_deref(),
-            };
+            let stored_as = &job.stored_as;
             insert_raw.execute(params![
-                received_at,
+                request.received_at_text(),
                 request.source,
+                request.kind.as_str(),
+                request.kind.journey(),
                 request.method,
                 request.path,
-                query,
-                job.outcome.headers_json.as_ref().unwrap_or(&request.headers_json),
+                request.query,
+                stored_as.headers_json.as_ref().unwrap_or(&request.headers_json),
                 request.remote_addr,
-                request.content_type,
-                body,
-                body_sha256,
-                job.stored_as.dropped_body_digest.is_some(),
-                job.stored_as.pseudonymised,
                 request.peer_addr,
+                request.content_type,
+                &request.body[..],
+                request.body_sha256,
+                stored_as.pseudonymised,
+                stored_as.body_hidden,
+                stored_as.dropped_body_digest,
             ])?;
-            let seq = tx.last_insert_rowid();
-            let row = RawRow {
-                seq,
-                received_at: &received_at,
-                source: &request.source,
-                method: &request.method,
-            };
-            inserts.write(&row, &job.outcome)?;
-            seqs.push(Written::Stored(seq));
+            seqs.push(Written::Stored(tx.last_insert_rowid()));
         }
     }
     tx.commit()?;
@@ -289,7 +323,7 @@ fn probe(conn: &mut Connection, shared: &Shared) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR REPLACE INTO spool_probe (id, probed_at) VALUES (1, ?1)",
-            [super::format_time(&chrono::Utc::now())],
+            [crate::request::format_time(&chrono::Utc::now())],
         )?;
         tx.commit()
     };

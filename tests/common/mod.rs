@@ -78,10 +78,14 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
-    /// A read-only connection to the store, as a user's query tool would open it.
+    /// A read-only connection to the store, as a user's query tool would open it, once the
+    /// embedded sink has loaded every request stored so far (its rows follow the 2xx by a few
+    /// milliseconds).
     pub fn db(&self) -> Connection {
-        Connection::open_with_flags(self.db_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("store opens")
+        let db = Connection::open_with_flags(self.db_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("store opens");
+        wait_embedded_loaded(&db);
+        db
     }
 
     pub fn count(&self, sql: &str) -> i64 {
@@ -98,6 +102,33 @@ impl TestApp {
             server.await.expect("server task")?;
         }
         Ok(self.data_dir)
+    }
+}
+
+/// How long the embedded sink may take to load what a test sent, on a busy CI machine.
+pub const EMBEDDED_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until the embedded `sqlite` sink's cursor has reached the newest stored request.
+/// Blocking: the sink runs on threads of its own, so the test's runtime may wait here.
+pub fn wait_embedded_loaded(db: &Connection) {
+    let deadline = std::time::Instant::now() + EMBEDDED_DEADLINE;
+    loop {
+        let (position, last): (Option<i64>, i64) = db
+            .query_row(
+                "SELECT (SELECT position FROM sink_cursors WHERE sink = 'sqlite'), \
+                 (SELECT coalesce(max(seq), 0) FROM raw_requests)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("cursor query");
+        if position.unwrap_or(0) >= last {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the embedded sink is stuck at {position:?} of {last}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

@@ -51,6 +51,21 @@ impl Warehouse {
             batch_size: NonZeroUsize::new(5_000).unwrap(),
             tls: url.contains("sslmode=require"),
             ca_file: None,
+            load_timeout: Duration::from_secs(120),
+            lock_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// A sink configuration for `url` without a database behind it (a stalled server, say).
+    pub fn offline_sink(url: &str, test: &str) -> PostgresConfig {
+        PostgresConfig {
+            url: url.to_owned().into(),
+            schema: format!("hh_test_{test}_{}", std::process::id()),
+            batch_size: NonZeroUsize::new(5_000).unwrap(),
+            tls: false,
+            ca_file: None,
+            load_timeout: Duration::from_secs(120),
+            lock_timeout: Duration::from_secs(10),
         }
     }
 
@@ -66,6 +81,15 @@ impl Warehouse {
 
     pub async fn drop_schema(self) {
         self.client.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema)).await.unwrap();
+    }
+}
+
+/// `sink` with a load timeout and a lock timeout of these many seconds.
+pub fn with_timeouts(sink: PostgresConfig, load_secs: u64, lock_secs: u64) -> PostgresConfig {
+    PostgresConfig {
+        load_timeout: Duration::from_secs(load_secs),
+        lock_timeout: Duration::from_secs(lock_secs),
+        ..sink
     }
 }
 

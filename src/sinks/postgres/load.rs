@@ -13,32 +13,23 @@
 //! piece in a savepoint, halving the pieces that fail until the refused rows are alone; they
 //! become refusals and everything else loads, with one commit.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::pin_mut;
 use serde_json::{Map, Value};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Transaction};
 
-use super::SinkError;
+use super::PgError;
 use super::encode::pg_type;
 use crate::sinks::batch::{Batch, Cell, Row};
 use crate::sinks::columns::{
     EVENTS, FAILED_EVENTS, JOURNEY_CALLS, Kind, Merge, RAW_REQUESTS, Table,
 };
+use crate::spool::Refusal;
 
 /// The name this sink records its refusals under.
 pub(super) const SINK_NAME: &str = "postgres";
-
-/// A row PostgreSQL would not take, kept in `failed_events` instead.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Refusal {
-    pub(crate) seq: i64,
-    pub(crate) received_at: DateTime<Utc>,
-    pub(crate) reason: String,
-    /// The refused row as JSON (a request's own body for `raw_requests`).
-    pub(crate) body: Vec<u8>,
-}
 
 /// The two connections a batch loads over, side by side: PostgreSQL parses COPY data in one
 /// process per connection, so two use two cores.
@@ -60,7 +51,7 @@ pub(super) async fn load(
     connections: &mut Connections,
     schema: &str,
     batch: &Batch,
-) -> Result<Vec<Refusal>, SinkError> {
+) -> Result<Vec<Refusal>, PgError> {
     let tables = [&batch.raw_requests, &batch.journey_calls, &batch.events];
     // Rows whose stored values do not fit their column are refused before anything is sent.
     let mut refusals: Vec<Refusal> = tables
@@ -196,10 +187,13 @@ async fn delete_stale(
     let Some(index) = table.position(key) else { return Ok(()) };
     let seq = table.seq_column;
     let sql = format!(
-        "DELETE FROM {schema}.{name} WHERE {seq} > $1 AND {seq} <= $2 AND NOT ({key} = ANY($3))",
+        "DELETE FROM {schema}.{name} WHERE {seq} > $1 AND {seq} <= $2 AND NOT ({key} = ANY($3)) \
+         AND NOT ({seq} = ANY($4))",
         name = table.name
     );
     let (after, through) = (&batch.after, &batch.through);
+    // Requests whose rows could not be made again keep the rows they have.
+    let kept = &batch.kept;
     if table.columns[index].kind == Kind::Text {
         let keys: Vec<&str> = rows
             .iter()
@@ -208,7 +202,7 @@ async fn delete_stale(
                 _ => None,
             })
             .collect();
-        tx.execute(&sql, &[after, through, &keys]).await?;
+        tx.execute(&sql, &[after, through, &keys, kept]).await?;
     } else {
         let keys: Vec<i64> = rows
             .iter()
@@ -217,7 +211,7 @@ async fn delete_stale(
                 _ => None,
             })
             .collect();
-        tx.execute(&sql, &[after, through, &keys]).await?;
+        tx.execute(&sql, &[after, through, &keys, kept]).await?;
     }
     Ok(())
 }
@@ -249,7 +243,7 @@ fn stage_name(table: &Table) -> String {
 
 /// Creates this connection's staging tables: session-local, emptied at every commit or
 /// rollback.
-pub(super) async fn create_staging(client: &Client, schema: &str) -> Result<(), SinkError> {
+pub(super) async fn create_staging(client: &Client, schema: &str) -> Result<(), PgError> {
     for table in [&RAW_REQUESTS, &EVENTS, &JOURNEY_CALLS] {
         client
             .batch_execute(&format!(
@@ -383,7 +377,7 @@ fn row_json(table: &Table, row: &Row) -> String {
                 Cell::Int(n) => Value::from(*n),
                 Cell::Bool(b) => Value::from(*b),
                 Cell::Text(text) | Cell::Json(text) => Value::from(text.as_str()),
-                Cell::Time(time) => Value::from(crate::spool::format_time(time)),
+                Cell::Time(time) => Value::from(crate::request::format_time(time)),
                 Cell::Bytes(bytes) => Value::from(String::from_utf8_lossy(bytes).into_owned()),
             };
             (column.name.to_owned(), value)

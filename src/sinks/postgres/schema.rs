@@ -10,7 +10,7 @@
 
 use tokio_postgres::Client;
 
-use super::SinkError;
+use super::PgError;
 use crate::sinks::views::event_views;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`; `{schema}` is replaced by the
@@ -129,6 +129,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE {schema}.raw_requests ADD COLUMN peer_addr text;
     "#,
+    // 3: each request's kind (system, journey, snowplow) and journey name, as the log has them.
+    r#"
+    ALTER TABLE {schema}.raw_requests ADD COLUMN kind text;
+    ALTER TABLE {schema}.raw_requests ADD COLUMN journey text;
+    "#,
 ];
 
 /// Brings `schema` to the newest version and (re)creates the event views.
@@ -136,7 +141,7 @@ pub(super) async fn migrate(
     client: &mut Client,
     schema: &str,
     spool_id: &str,
-) -> Result<(), SinkError> {
+) -> Result<(), PgError> {
     let tx = client.transaction().await?;
     // One process migrates at a time; the others wait here, then find nothing to do.
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("hookhouse:{schema}")])
@@ -158,7 +163,7 @@ pub(super) async fn migrate(
     let found = row.get::<_, i32>(0);
     let current = usize::try_from(found).unwrap_or(0);
     if current > MIGRATIONS.len() {
-        return Err(SinkError::SchemaTooNew { found, known: MIGRATIONS.len() });
+        return Err(PgError::SchemaTooNew { found, known: MIGRATIONS.len() });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.batch_execute(&sql.replace("{schema}", schema)).await?;
@@ -191,7 +196,7 @@ pub(super) async fn migrate(
     let owner: String =
         tx.query_one(&format!("SELECT spool_id FROM {schema}.loaded_from"), &[]).await?.get(0);
     if owner != spool_id {
-        return Err(SinkError::OtherStore { schema: schema.to_owned(), owner });
+        return Err(PgError::OtherStore { schema: schema.to_owned(), owner });
     }
     tx.commit().await?;
     Ok(())

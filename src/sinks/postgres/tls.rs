@@ -11,7 +11,7 @@ use rustls::pki_types::pem::PemObject as _;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
+pub(crate) enum TlsSetupError {
     #[error("cannot read CA certificates from `{path}`: {source}")]
     CaFile {
         path: String,

@@ -1,216 +1,187 @@
-//! The embedded SQLite sink: writes a request's events, journey calls and failures into
-//! `hookhouse.db` inside the spool's own transaction, so a raw request and its rows are
-//! committed together and this sink can never lag or lose a row. It owns those inserts and the
-//! per-event views; the spool owns the file, the schema and the transaction.
+//! The embedded SQLite sink, on by default: the `events`, `journey_calls` and `failed_events`
+//! tables and the per-event views in `hookhouse.db`, loaded behind the cursor `sqlite` like
+//! any other sink, typically milliseconds behind the log.
+//!
+//! Its loads run on the spool's writer, in a transaction of their own between request commits
+//! ([`Spool::write_embedded`]): the writer is the only connection that writes the file. It
+//! owns these inserts and the views; the spool owns the file and its schema.
 
-pub(crate) mod views;
+pub mod replay;
+mod views;
 
-use std::sync::LazyLock;
+use std::sync::Arc;
+use std::time::Duration;
 
-use rusqlite::{CachedStatement, ToSql, Transaction};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::{CachedStatement, Connection, ToSql};
 
-use rusqlite::types::ToSqlOutput;
+use super::batch::{Batch, Cell, Rows};
+use super::columns::{JOURNEY_CALLS, Table};
+use super::{RunnerSettings, Sink, SinkError};
+use crate::metrics::RowCounters;
+use crate::request::format_time;
+use crate::spool::{Refusal, Spool};
 
-use crate::iterable::Family;
-use crate::pipeline::{CanonicalEvent, EventId, Outcome};
-use crate::sinks::columns::EVENTS;
+/// The cursor name of the embedded sink.
+pub const SINK_NAME: &str = "sqlite";
 
-impl ToSql for EventId {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
+/// A batch's share of the writer: under load the linger, not this, sets its size. Large
+/// batches let one transaction's index updates share pages; the linger keeps lag well under a
+/// second.
+const SETTINGS: RunnerSettings = RunnerSettings {
+    max_requests: 4_096,
+    max_bytes: 16 * 1024 * 1024,
+    linger: Duration::from_millis(100),
+    attempt_timeout: Duration::from_secs(60),
+};
 
-impl ToSql for Family {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-/// What to do with an event whose id is already stored.
+/// What to do with a row whose key is already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnConflict {
-    /// Live ingestion: a resend changes nothing; the first request stays its `raw_seq`.
+pub(crate) enum OnConflict {
+    /// Loading: a resend changes nothing; the first request stays its `raw_seq`.
     Keep,
     /// Replay: the stored row takes what the current normaliser makes of the same request.
     Update,
 }
 
-fn insert_events_sql(on_conflict: OnConflict) -> String {
-    // `event_params` gives the values in this order.
-    let names: Vec<&str> = EVENTS.names().collect();
+#[derive(Debug)]
+pub struct SqliteSink {
+    spool: Spool,
+    counters: RowCounters,
+    views_ready: bool,
+}
+
+impl SqliteSink {
+    pub fn new(spool: Spool, counters: RowCounters) -> Self {
+        SqliteSink { spool, counters, views_ready: false }
+    }
+}
+
+impl Sink for SqliteSink {
+    fn name(&self) -> &'static str {
+        SINK_NAME
+    }
+
+    fn settings(&self) -> RunnerSettings {
+        SETTINGS
+    }
+
+    /// The tables are the spool's migrations'; the views are rebuilt at every start.
+    async fn connect(&mut self, _store_id: &str) -> Result<(), SinkError> {
+        self.spool
+            .write_embedded(Box::new(views::rebuild))
+            .await
+            .map_err(|err| SinkError::Retryable(format!("rebuilding the views: {err}")))?;
+        self.views_ready = true;
+        Ok(())
+    }
+
+    fn needs_connect(&self) -> bool {
+        !self.views_ready
+    }
+
+    fn disconnect(&mut self) {}
+
+    async fn load(&mut self, batch: Arc<Batch>) -> Result<Vec<Refusal>, SinkError> {
+        let rows = Arc::clone(&batch);
+        self.spool
+            .write_embedded(Box::new(move |tx| write(tx, &rows, OnConflict::Keep)))
+            .await
+            .map_err(|err| SinkError::Retryable(err.to_string()))?;
+        for (source, (events, failed)) in &batch.per_source {
+            self.counters.add(source, *events, *failed);
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Writes a batch's rows: events are added (or, replaying, updated), journey calls replaced;
+/// loading, the normaliser's failures of its requests are replaced (replay deletes a request's
+/// own rows itself). Loading a batch again changes nothing.
+fn write(tx: &Connection, batch: &Batch, on_conflict: OnConflict) -> rusqlite::Result<()> {
+    if on_conflict == OnConflict::Keep {
+        tx.execute(
+            "DELETE FROM failed_events WHERE sink IS NULL AND raw_seq > ?1 AND raw_seq <= ?2",
+            [batch.after, batch.through],
+        )?;
+    }
+    insert(tx, &batch.events, on_conflict)?;
+    insert(tx, &batch.journey_calls, on_conflict)?;
+    insert(tx, &batch.failures, on_conflict)?;
+    Ok(())
+}
+
+/// Inserts every row of `rows` with one prepared statement.
+fn insert(tx: &Connection, rows: &Rows, on_conflict: OnConflict) -> rusqlite::Result<()> {
+    if rows.rows.is_empty() {
+        return Ok(());
+    }
+    let mut statement: CachedStatement<'_> =
+        tx.prepare_cached(&insert_sql(rows.table, on_conflict))?;
+    for row in &rows.rows {
+        statement.execute(rusqlite::params_from_iter(&row.cells))?;
+    }
+    Ok(())
+}
+
+/// `INSERT` of every declared column. A table with a key meets a stored row by
+/// [`Table::on_conflict`]; journey calls, one per request, are replaced.
+fn insert_sql(table: &Table, on_conflict: OnConflict) -> String {
+    let names: Vec<&str> = table.names().collect();
     let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-    // `events` has a key, so there is always a clause.
-    let conflict = EVENTS.on_conflict(on_conflict == OnConflict::Update).unwrap_or_default();
+    let conflict = if table.name == JOURNEY_CALLS.name {
+        JOURNEY_CALLS.on_conflict(true)
+    } else {
+        table.on_conflict(on_conflict == OnConflict::Update)
+    };
     format!(
-        "INSERT INTO events ({}) VALUES ({}) {conflict}",
+        "INSERT INTO {} ({}) VALUES ({}) {}",
+        table.name,
         names.join(", "),
-        placeholders.join(", ")
+        placeholders.join(", "),
+        conflict.unwrap_or_default()
     )
 }
 
-/// The insert statements of one transaction, prepared on first use and reused for every
-/// request in it: the writer runs this on its serial path, where a statement-cache lookup per
-/// request (hashing a 1.5 KB statement) was measurable.
-pub(crate) struct Inserts<'tx> {
-    tx: &'tx Transaction<'tx>,
-    on_conflict: OnConflict,
-    events: Option<CachedStatement<'tx>>,
-    journey_calls: Option<CachedStatement<'tx>>,
-    failures: Option<CachedStatement<'tx>>,
-}
-
-impl<'tx> Inserts<'tx> {
-    pub(crate) fn new(tx: &'tx Transaction<'tx>, on_conflict: OnConflict) -> Self {
-        Inserts { tx, on_conflict, events: None, journey_calls: None, failures: None }
-    }
-
-    /// Inserts the rows one request produced.
-    pub(crate) fn write(&mut self, raw: &RawRow<'_>, outcome: &Outcome) -> rusqlite::Result<()> {
-        if !outcome.events.is_empty() {
-            static KEEP: LazyLock<String> = LazyLock::new(|| insert_events_sql(OnConflict::Keep));
-            static UPDATE: LazyLock<String> =
-                LazyLock::new(|| insert_events_sql(OnConflict::Update));
-            let sql = match self.on_conflict {
-                OnConflict::Keep => &*KEEP,
-                OnConflict::Update => &*UPDATE,
-            };
-            let insert = prepared(self.tx, &mut self.events, sql)?;
-            for event in &outcome.events {
-                insert.execute(event_params(raw, event).as_slice())?;
+/// A cell as SQLite stores it: booleans as 0/1, JSON as text, times as RFC 3339 UTC text
+/// (whole seconds without a fraction, as the normaliser writes `created_at`).
+impl ToSql for Cell {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Cell::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Cell::Int(n) => ToSqlOutput::Owned(SqlValue::Integer(*n)),
+            Cell::Bool(b) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*b))),
+            Cell::Text(text) | Cell::Json(text) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes()))
             }
-        }
-        if !outcome.journey_calls.is_empty() {
-            let insert = prepared(
-                self.tx,
-                &mut self.journey_calls,
-                "INSERT OR REPLACE INTO journey_calls (seq, received_at, source, journey, method, \
-                 email, user_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for call in &outcome.journey_calls {
-                insert.execute(rusqlite::params![
-                    raw.seq,
-                    raw.received_at,
-                    raw.source,
-                    call.journey,
-                    raw.method,
-                    call.email,
-                    call.user_id,
-                    call.data,
-                ])?;
+            Cell::Time(time) => {
+                let text = if time.timestamp_subsec_nanos() == 0 {
+                    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                } else {
+                    format_time(time)
+                };
+                ToSqlOutput::Owned(SqlValue::Text(text))
             }
-        }
-        if !outcome.failures.is_empty() {
-            let insert = prepared(
-                self.tx,
-                &mut self.failures,
-                "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for failure in &outcome.failures {
-                insert.execute(rusqlite::params![
-                    raw.seq,
-                    raw.received_at,
-                    failure.stage.as_str(),
-                    failure.reason,
-                    failure.body
-                ])?;
-            }
-        }
-        Ok(())
+            Cell::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
+        })
     }
-}
-
-fn prepared<'a, 'tx>(
-    tx: &'tx Transaction<'tx>,
-    slot: &'a mut Option<CachedStatement<'tx>>,
-    sql: &str,
-) -> rusqlite::Result<&'a mut CachedStatement<'tx>> {
-    if slot.is_none() {
-        *slot = Some(tx.prepare_cached(sql)?);
-    }
-    // Filled just above.
-    slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
-}
-
-/// The stored request a row belongs to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RawRow<'a> {
-    pub(crate) seq: i64,
-    pub(crate) received_at: &'a str,
-    pub(crate) source: &'a str,
-    pub(crate) method: &'a str,
-}
-
-fn event_params<'a>(raw: &'a RawRow<'a>, event: &'a CanonicalEvent) -> [&'a dyn ToSql; 48] {
-    let f = &event.fields;
-    [
-        &event.event_id,
-        &raw.seq,
-        &event.source,
-        &event.event_name,
-        &event.email,
-        &event.user_id,
-        &event.created_at,
-        &raw.received_at,
-        &event.campaign_id,
-        &event.template_id,
-        &event.message_id,
-        &event.app_id,
-        &event.platform,
-        &event.data,
-        &event.family,
-        &f.channel_id,
-        &f.message_type_id,
-        &f.workflow_id,
-        &f.experiment_id,
-        &f.content_id,
-        &f.campaign_name,
-        &f.template_name,
-        &f.workflow_name,
-        &f.email_subject,
-        &f.url,
-        &f.link_url,
-        &f.user_agent,
-        &f.user_agent_device,
-        &f.ip,
-        &f.city,
-        &f.region,
-        &f.country,
-        &f.locale,
-        &f.proxy_source,
-        &f.is_bot,
-        &f.recipient_state,
-        &f.bounce_message,
-        &f.reason,
-        &f.unsub_source,
-        &f.signup_source,
-        &f.email_list_ids,
-        &f.labels,
-        &f.to_phone_number,
-        &f.from_phone_number,
-        &f.sms_message,
-        &f.push_message,
-        &f.transactional_data,
-        &event.parse_warnings,
-    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sinks::columns::{EVENTS, FAILED_EVENTS};
 
     #[test]
-    fn every_event_column_has_a_value() {
-        assert_eq!(EVENTS.columns.len(), 48, "event_params lists 48 values, in EVENTS' order");
-    }
-
-    #[test]
-    fn replay_updates_all_but_identity_and_first_sighting() {
-        let sql = insert_events_sql(OnConflict::Update);
+    fn inserts_name_every_declared_column() {
+        let sql = insert_sql(&EVENTS, OnConflict::Keep);
+        assert!(sql.contains("?48") && !sql.contains("?49"), "{sql}");
+        assert!(sql.ends_with("DO NOTHING"));
+        let sql = insert_sql(&EVENTS, OnConflict::Update);
         assert!(sql.contains("email = excluded.email"));
         assert!(sql.contains("parse_warnings = excluded.parse_warnings"));
         assert!(!sql.contains("raw_seq = excluded"));
-        assert!(insert_events_sql(OnConflict::Keep).ends_with("DO NOTHING"));
+        assert!(insert_sql(&JOURNEY_CALLS, OnConflict::Keep).contains("DO UPDATE"));
+        assert!(!insert_sql(&FAILED_EVENTS, OnConflict::Keep).contains("ON CONFLICT"));
     }
 }

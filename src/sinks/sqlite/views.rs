@@ -5,9 +5,8 @@ use rusqlite::Connection;
 
 use crate::sinks::views::event_views;
 
-/// Drops and recreates every event view in one transaction.
-pub(crate) fn rebuild(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+/// Drops and recreates every event view, in the caller's transaction.
+pub(super) fn rebuild(tx: &Connection) -> rusqlite::Result<()> {
     for (view, name, columns) in event_views() {
         // Names come from our own catalogue, never from input, so formatting them is safe.
         tx.execute_batch(&format!(
@@ -16,5 +15,5 @@ pub(crate) fn rebuild(conn: &mut Connection) -> rusqlite::Result<()> {
             columns = columns.join(", "),
         ))?;
     }
-    tx.commit()
+    Ok(())
 }

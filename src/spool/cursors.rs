@@ -1,8 +1,9 @@
-//! Sink cursors: how far each sink has loaded the spool, kept in the spool's own database
-//! (`sink_cursors`) so that it survives restarts and moves only after the sink's commit.
+//! Sink cursors: how far each sink has loaded the request log, kept in the spool's own database
+//! (`sink_cursors`) so that it survives restarts and moves only after the sink's commit; and
+//! what a sink's acknowledgement writes with it (its refusals, bodies no sink needs any more).
 //!
-//! A cursor is a `raw_requests.seq`: every request at or below it, with its events, journey
-//! call and failures, is in the sink. `seq` only grows in commit order, so a reader that sees
+//! A cursor is a `raw_requests.seq`: every request at or below it, with the events, journey
+//! call and failures made from it, is in the sink. `seq` only grows in commit order, so a reader that sees
 //! a request also sees every request before it. Replay rewrites rows of old requests; it moves
 //! the cursors back and bumps their `generation`, and a sink's advance only applies if the
 //! generation is still the one it read, so a batch read before a replay is loaded again.
@@ -10,7 +11,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::spool::format_time;
+use super::Refusal;
+use crate::request::format_time;
 
 /// Where a sink stands, as read before loading a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +22,7 @@ pub struct Cursor {
 }
 
 /// Reads a sink's cursor; `None` for a sink that has never run (see [`create`]).
-pub fn read(conn: &Connection, sink: &str) -> rusqlite::Result<Option<Cursor>> {
+pub(super) fn read(conn: &Connection, sink: &str) -> rusqlite::Result<Option<Cursor>> {
     conn.query_row("SELECT position, generation FROM sink_cursors WHERE sink = ?1", [sink], |row| {
         Ok(Cursor { position: row.get(0)?, generation: row.get(1)? })
     })
@@ -29,14 +31,19 @@ pub fn read(conn: &Connection, sink: &str) -> rusqlite::Result<Option<Cursor>> {
 
 /// Creates a new sink's cursor at the start of the spool; does nothing if it exists. It must
 /// exist before the first batch is read, so that a replay meanwhile can move it back.
-pub fn create(conn: &Connection, sink: &str) -> rusqlite::Result<()> {
+pub(super) fn create(conn: &Connection, sink: &str) -> rusqlite::Result<()> {
     conn.execute("INSERT OR IGNORE INTO sink_cursors (sink) VALUES (?1)", [sink])?;
     Ok(())
 }
 
 /// Moves the cursor to `to` unless a replay changed it since `from` was read; returns whether
 /// it moved. Clears the last error: the sink has just loaded a batch.
-pub fn advance(conn: &Connection, sink: &str, from: Cursor, to: i64) -> rusqlite::Result<bool> {
+pub(super) fn advance(
+    conn: &Connection,
+    sink: &str,
+    from: Cursor,
+    to: i64,
+) -> rusqlite::Result<bool> {
     let changed = conn.execute(
         "UPDATE sink_cursors SET position = ?1, loaded_at = ?2, last_error = NULL, \
          last_error_at = NULL WHERE sink = ?3 AND generation = ?4",
@@ -46,7 +53,7 @@ pub fn advance(conn: &Connection, sink: &str, from: Cursor, to: i64) -> rusqlite
 }
 
 /// Keeps why the last attempt failed, for `hookhouse status`.
-pub fn record_error(conn: &Connection, sink: &str, error: &str) -> rusqlite::Result<()> {
+pub(super) fn record_error(conn: &Connection, sink: &str, error: &str) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE sink_cursors SET last_error = ?1, last_error_at = ?2 WHERE sink = ?3",
         params![error, format_time(&Utc::now()), sink],
@@ -54,11 +61,13 @@ pub fn record_error(conn: &Connection, sink: &str, error: &str) -> rusqlite::Res
     Ok(())
 }
 
-/// Sends every sink back to just before `seq`, in the caller's transaction (replay's).
-pub fn rewind_all(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
+/// Sends every sink but `except` back to just before `seq`, in the caller's transaction
+/// (replay's).
+pub(super) fn rewind_all(conn: &Connection, seq: i64, except: &str) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE sink_cursors SET position = min(position, ?1 - 1), generation = generation + 1",
-        [seq],
+        "UPDATE sink_cursors SET position = min(position, ?1 - 1), generation = generation + 1 \
+         WHERE sink <> ?2",
+        params![seq, except],
     )?;
     Ok(())
 }
@@ -68,8 +77,6 @@ pub fn rewind_all(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
 pub struct Lag {
     pub sink: String,
     pub position: i64,
-    /// Events in requests after the cursor.
-    pub events: u64,
     /// Requests after the cursor.
     pub requests: u64,
     /// Age of the oldest request not yet loaded; zero when caught up.
@@ -80,7 +87,11 @@ pub struct Lag {
 }
 
 /// The lag of one sink, or `None` if it has never run.
-pub fn lag(conn: &Connection, sink: &str, now: DateTime<Utc>) -> rusqlite::Result<Option<Lag>> {
+pub(super) fn lag(
+    conn: &Connection,
+    sink: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<Lag>> {
     let row = conn
         .query_row(
             "SELECT position, loaded_at, last_error, last_error_at FROM sink_cursors \
@@ -97,15 +108,10 @@ pub fn lag(conn: &Connection, sink: &str, now: DateTime<Utc>) -> rusqlite::Resul
         )
         .optional()?;
     let Some((position, loaded_at, last_error, last_error_at)) = row else { return Ok(None) };
-    let events: i64 =
-        conn.query_row("SELECT count(*) FROM events WHERE raw_seq > ?1", [position], |row| {
-            row.get(0)
-        })?;
     let (requests, seconds) = behind(conn, position, now)?;
     Ok(Some(Lag {
         sink: sink.to_owned(),
         position,
-        events: events.unsigned_abs(),
         requests,
         seconds,
         loaded_at,
@@ -116,7 +122,7 @@ pub fn lag(conn: &Connection, sink: &str, now: DateTime<Utc>) -> rusqlite::Resul
 
 /// Requests after `position`, and the age in seconds of the oldest of them (zero when there
 /// is none). Cheap: two lookups on `raw_requests`' primary key.
-pub fn behind(
+pub(super) fn behind(
     conn: &Connection,
     position: i64,
     now: DateTime<Utc>,
@@ -140,7 +146,60 @@ pub fn behind(
 }
 
 /// Every sink that has a cursor, by name.
-pub fn sinks(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(super) fn sinks(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut statement = conn.prepare("SELECT sink FROM sink_cursors ORDER BY sink")?;
     statement.query_map([], |row| row.get(0))?.collect()
+}
+
+/// Keeps a sink's refusals of `after < seq <= through` in `failed_events`, replacing those it
+/// made of the same requests before (a reload).
+pub(super) fn replace_refusals(
+    conn: &Connection,
+    sink: &str,
+    after: i64,
+    through: i64,
+    refusals: &[Refusal],
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM failed_events WHERE sink = ?1 AND raw_seq > ?2 AND raw_seq <= ?3",
+        params![sink, after, through],
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body, sink) \
+         VALUES (?1, ?2, 'load', ?3, ?4, ?5)",
+    )?;
+    for refusal in refusals {
+        insert.execute(params![
+            refusal.seq,
+            format_time(&refusal.received_at),
+            refusal.reason,
+            refusal.body,
+            sink
+        ])?;
+    }
+    Ok(())
+}
+
+/// Empties the bodies of `drop_raw_bodies` requests that every sink in `sinks` has loaded: no
+/// sink will read them again (a replay skips them). The digest kept in their place was
+/// computed when they arrived.
+pub(super) fn drop_loaded_bodies(conn: &Connection, sinks: &[&str]) -> rusqlite::Result<usize> {
+    if sinks.is_empty() {
+        return Ok(0);
+    }
+    let placeholders = vec!["?"; sinks.len()].join(", ");
+    let loaded: Option<i64> = conn.query_row(
+        &format!("SELECT min(position) FROM sink_cursors WHERE sink IN ({placeholders})"),
+        rusqlite::params_from_iter(sinks),
+        |row| row.get(0),
+    )?;
+    let Some(loaded) = loaded else { return Ok(0) };
+    // A pseudonymised request without its body keeps no query either: the query can be the
+    // event itself (Snowplow GET, journey parameters).
+    conn.execute(
+        "UPDATE raw_requests SET body = x'', body_sha256 = drop_body_digest, body_dropped = 1, \
+         query = CASE WHEN pseudonymised THEN NULL ELSE query END, drop_body_digest = NULL \
+         WHERE drop_body_digest IS NOT NULL AND seq <= ?1",
+        [loaded],
+    )
 }
