@@ -1,188 +1,76 @@
 #!/usr/bin/env bash
 # Load benchmark for "durable ingest vs ceiling": how close does hookhouse, which writes every
 # accepted request to its SQLite spool before answering, come to a no-op JSON receiver
-# (bench/ceiling.rs)? Runs wrk against both, alternating, and checks that every 2xx hookhouse
-# gave is really in its store.
+# (bench/ceiling.rs)? Runs wrk against both, alternating, for each kind of body in BODIES, and
+# checks that every 2xx hookhouse gave is really in its store.
+#
+# Bodies (wrk scripts; the same unique emailOpen template, see bench/unique_body.lua):
+#   realistic  bench/unique_body.lua: `createdAt` is the current second, as live traffic has
+#   mixed      bench/mixed_body.lua: live traffic interleaved with a backlog Iterable redelivers
+#              after an outage (`createdAt` over 3,600 distinct seconds of the last hour)
+#
+# For hookhouse it also measures the embedded `sqlite` sink: while wrk runs, /metrics is read
+# every 200 ms and max_lag_s is the largest hookhouse_sink_lag_seconds{sink="sqlite"}; after
+# wrk, catchup_s is how long until hookhouse_sink_lag_requests{sink="sqlite"} reads 0, and then
+# `events` must hold one row per stored request. A build without those gauges (the sink writing
+# inside the spool's transaction) reports `lag: n/a`; the events check runs either way.
 #
 # Usage (from the repo root):  bench/run.sh
-# Knobs: CONNS="50 200"  ROUNDS=2  DURATION=10s  THREADS=2  CARGO_TARGET_DIR=...
+# Knobs: CONNS="50 200"  BODIES="realistic mixed"  ROUNDS=2  DURATION=10s  THREADS=2
+#        CATCHUP_TIMEOUT_S=300  CARGO_TARGET_DIR=...
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 CONNS=${CONNS:-50 200}
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-HOOKHOUSE_BIN="$TARGET_DIR/release/hookhouse"
-CEILING_BIN="$TARGET_DIR/release/examples/ceiling"
-LUA_SCRIPT=bench/unique_body.lua
-READY_TIMEOUT_S=30
-STOP_TIMEOUT_S=60
 
-# One line per run: conns server round rps p50_ms p99_ms peak_rss_kb requests non2xx
-# socket_errors stored. Aggregated into the final table.
+# One line per run: conns body server round rps p50_ms p99_ms peak_rss_kb requests non2xx
+# socket_errors stored max_lag_s catchup_s. Aggregated into the final table.
 RESULTS=$(mktemp /tmp/hookhouse-bench-results.XXXXXX)
-SERVER_PID=""
-DATA_DIR=""
-LOG_DIR=""
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
-
-# Never leave a server running, whichever way the script ends. Server logs and the data dir of a
-# failed run are kept, since that is when someone will read them; otherwise they go.
-cleanup() {
-  local status=$?
-  if [[ -n $SERVER_PID ]] && is_running "$SERVER_PID"; then
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
-  if ((status == 0)); then
-    rm -rf "$LOG_DIR" "$DATA_DIR"
-  else
-    echo "kept for inspection: logs $LOG_DIR${DATA_DIR:+, data dir $DATA_DIR}" >&2
-  fi
-  rm -f "$RESULTS"
-}
-trap cleanup EXIT
-
-# --- setup ------------------------------------------------------------------------------------
-
-ensure_tools() {
-  local missing=()
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v sqlite3 >/dev/null || missing+=(sqlite3)
-  command -v curl >/dev/null || missing+=(curl)
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]}"
-    apt-get update
-    apt-get install -y "${missing[@]}"
-  fi
-  command -v python3 >/dev/null || die "python3 is needed for the arithmetic"
-}
-
-build() {
-  log "building release binaries"
-  cargo build --release --bin hookhouse --example ceiling
-}
-
-# --- one server -------------------------------------------------------------------------------
-
-# Ask the kernel for a free loopback port. Another process could take it before the server
-# binds, but on a quiet benchmark machine that race does not happen in practice.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# `kill -0` succeeds on a zombie, so look at the process state instead: an exited child stays a
-# zombie until we `wait` for it.
-is_running() {
-  local state
-  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $state && $state != Z ]]
-}
-
-# start_server ROLE PORT: sets SERVER_PID (and DATA_DIR for hookhouse).
-start_server() {
-  local role=$1 port=$2
-  case $role in
-    ceiling)
-      "$CEILING_BIN" "127.0.0.1:$port" >"$LOG_DIR/$role-$port.log" 2>&1 &
-      ;;
-    hookhouse)
-      # A fresh store every run, so the row count below belongs to this run alone.
-      DATA_DIR=$(mktemp -d /tmp/hookhouse-bench-data.XXXXXX)
-      "$HOOKHOUSE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$DATA_DIR" \
-        >"$LOG_DIR/$role-$port.log" 2>&1 &
-      ;;
-  esac
-  SERVER_PID=$!
-}
-
-# The ceiling has no health route; a small valid POST proves it parses and answers.
-probe() {
-  local role=$1 port=$2
-  case $role in
-    ceiling)
-      curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' --data '{}' \
-        "http://127.0.0.1:$port/iterable/default"
-      ;;
-    hookhouse) curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" ;;
-  esac
-}
-
-wait_ready() {
-  local role=$1 port=$2 deadline=$((SECONDS + READY_TIMEOUT_S))
-  until probe "$role" "$port" 2>/dev/null; do
-    is_running "$SERVER_PID" || die "$role exited before answering; log: $LOG_DIR/$role-$port.log"
-    ((SECONDS < deadline)) || die "$role not ready after ${READY_TIMEOUT_S}s on port $port"
-    sleep 0.1
-  done
-}
-
-# Peak resident set size in kB, read before stopping: after exit /proc has nothing left.
-peak_rss_kb() {
-  awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
-}
-
-# SIGTERM then wait: hookhouse finishes its commits before exiting 0, so a non-zero exit or a
-# hang here is a shutdown bug worth failing the benchmark for.
-stop_server() {
-  local role=$1 deadline=$((SECONDS + STOP_TIMEOUT_S)) status=0
-  kill -TERM "$SERVER_PID"
-  while is_running "$SERVER_PID"; do
-    if ((SECONDS >= deadline)); then
-      kill -KILL "$SERVER_PID"
-      die "$role did not stop within ${STOP_TIMEOUT_S}s of SIGTERM"
-    fi
-    sleep 0.1
-  done
-  wait "$SERVER_PID" || status=$?
-  SERVER_PID=""
-  ((status == 0)) || die "$role exited with status $status after SIGTERM"
-}
+CLEANUP_FILES+=("$RESULTS")
 
 # --- measuring --------------------------------------------------------------------------------
 
-# wrk_command CONNS PORT: fills the WRK_CMD array, kept global so the report prints exactly
-# what was run.
-WRK_CMD=()
-wrk_command() {
-  WRK_CMD=(wrk "-t$THREADS" "-c$1" "-d$DURATION" --latency -s "$LUA_SCRIPT"
-    "http://127.0.0.1:$2/iterable/default")
-}
-
-# bench_field LINE NAME: the value of NAME=... on the BENCH line printed by unique_body.lua.
-bench_field() {
-  tr ' ' '\n' <<<"$1" | awk -F= -v key="$2" '$1 == key { print $2 }'
-}
-
-stored_rows() {
-  sqlite3 "$DATA_DIR/hookhouse.db" 'select count(*) from raw_requests'
-}
-
-# run_one CONNS ROLE ROUND: one server, one wrk run, one line appended to $RESULTS.
+# run_one CONNS BODY ROLE ROUND: one server, one wrk run, one line appended to $RESULTS.
 run_one() {
-  local conns=$1 role=$2 round=$3 port out line rss stored=-
+  local conns=$1 body=$2 role=$3 round=$4 port line rss stored=- max_lag_s=- catchup_s=-
+  local samples
   port=$(free_port)
-  log "round $round, $conns connections: $role on port $port"
+  log "round $round, $conns connections, $body bodies: $role on port $port"
   start_server "$role" "$port"
   wait_ready "$role" "$port"
 
-  wrk_command "$conns" "$port"
-  out=$("${WRK_CMD[@]}") || die "wrk failed: ${WRK_CMD[*]}"
-  line=$(grep '^BENCH ' <<<"$out") || die "no BENCH line from wrk:"$'\n'"$out"
-  echo "    $line" >&2
+  wrk_command "$conns" "$DURATION" "$(body_script "$body")" "$port"
+  if [[ $role == hookhouse ]]; then
+    samples="$LOG_DIR/lag-$conns-$body-$round.samples"
+    start_lag_sampler "$port" "$samples"
+  fi
+  line=$(run_wrk)
+  if [[ $role == hookhouse ]]; then
+    stop_lag_sampler
+    max_lag_s=$(max_lag "$samples")
+    catchup_s=$(wait_catchup "$port")
+    if [[ $max_lag_s == n/a || $catchup_s == n/a ]]; then
+      echo "    lag: n/a (no hookhouse_sink_lag_*{sink=\"$LAG_SINK\"} in /metrics)" >&2
+      max_lag_s=n/a catchup_s=n/a
+    else
+      echo "    lag: max ${max_lag_s}s over $(grep -c . "$samples") samples, caught up ${catchup_s}s after wrk" >&2
+    fi
+    local events
+    events=$(check_events_match)
+    echo "    events=$events (one per stored request)" >&2
+  fi
 
   rss=$(peak_rss_kb "$SERVER_PID")
   stop_server "$role"
 
-  local requests non2xx socket_errors twoxx
+  local requests non2xx twoxx
   requests=$(bench_field "$line" requests)
   non2xx=$(bench_field "$line" non2xx)
-  socket_errors=$(($(bench_field "$line" errors_connect) + $(bench_field "$line" errors_read) \
-    + $(bench_field "$line" errors_write) + $(bench_field "$line" errors_timeout)))
   twoxx=$((requests - non2xx))
   ((twoxx > 0)) || die "$role answered no request with a 2xx ($requests requests, $non2xx non-2xx)"
   ((non2xx == 0)) || log "WARNING: $role answered $non2xx requests with a status >= 400"
@@ -198,13 +86,15 @@ run_one() {
     DATA_DIR=""
   fi
 
-  echo "$conns $role $round $(bench_field "$line" rps) $(bench_field "$line" p50_ms)" \
-    "$(bench_field "$line" p99_ms) $rss $requests $non2xx $socket_errors $stored" >>"$RESULTS"
+  echo "$conns $body $role $round $(bench_field "$line" rps) $(bench_field "$line" p50_ms)" \
+    "$(bench_field "$line" p99_ms) $rss $requests $non2xx $(socket_errors "$line") $stored" \
+    "$max_lag_s $catchup_s" >>"$RESULTS"
 }
 
 # --- report -----------------------------------------------------------------------------------
 
-# Means over rounds per (conns, server); the ratio is mean hookhouse rps / mean ceiling rps.
+# Means over rounds per (conns, bodies, server); the ratio is mean hookhouse rps / mean ceiling
+# rps for the same connections and bodies. max_lag_s and catchup_s are the worst round's.
 print_table() {
   python3 - "$RESULTS" <<'EOF'
 import sys
@@ -212,60 +102,81 @@ from collections import defaultdict
 from statistics import mean
 
 runs = defaultdict(list)
+order = []  # bodies in the order BODIES named them
 for line in open(sys.argv[1]):
-    conns, server, _round, rps, p50, p99, rss, requests, non2xx, sock, _stored = line.split()
-    runs[(int(conns), server)].append(
+    (conns, body, server, _round, rps, p50, p99, rss, _requests, non2xx, sock, _stored,
+     lag, catchup) = line.split()
+    if body not in order:
+        order.append(body)
+    runs[(int(conns), body, server)].append(
         dict(rps=float(rps), p50=float(p50), p99=float(p99), rss=int(rss),
-             non2xx=int(non2xx), sock=int(sock)))
+             non2xx=int(non2xx), sock=int(sock), lag=lag, catchup=catchup))
 
-print("| conns | server | rounds | rps (mean) | p50 ms | p99 ms | peak RSS MiB | hookhouse/ceiling | non-2xx | socket errors |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for conns in sorted({c for c, _ in runs}):
-    ceiling = runs.get((conns, "ceiling"))
-    ceiling_rps = mean(r["rps"] for r in ceiling) if ceiling else None
-    for server in ("ceiling", "hookhouse"):
-        rs = runs.get((conns, server))
-        if not rs:
-            continue
-        rps = mean(r["rps"] for r in rs)
-        ratio = f"{rps / ceiling_rps:.3f}" if server == "hookhouse" and ceiling_rps else ""
-        rss = max(r["rss"] for r in rs) / 1024
-        print(f"| {conns} | {server} | {len(rs)} | {rps:,.0f} | {mean(r['p50'] for r in rs):.2f} "
-              f"| {mean(r['p99'] for r in rs):.2f} | {rss:.1f} | {ratio} "
-              f"| {'/'.join(str(r['non2xx']) for r in rs)} | {'/'.join(str(r['sock']) for r in rs)} |")
+def worst(values):
+    """The largest of a column that is a number, n/a (no metric) or - (not measured)."""
+    numbers = [float(v) for v in values if v not in ("n/a", "-")]
+    if numbers:
+        return f"{max(numbers):.2f}"
+    return "n/a" if "n/a" in values else ""
+
+print("| conns | bodies | server | rounds | rps (mean) | p50 ms | p99 ms | peak RSS MiB "
+      "| hookhouse/ceiling | max_lag_s | catchup_s | non-2xx | socket errors |")
+print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for conns in sorted({c for c, _, _ in runs}):
+    for body in order:
+        ceiling = runs.get((conns, body, "ceiling"))
+        ceiling_rps = mean(r["rps"] for r in ceiling) if ceiling else None
+        for server in ("ceiling", "hookhouse"):
+            rs = runs.get((conns, body, server))
+            if not rs:
+                continue
+            rps = mean(r["rps"] for r in rs)
+            ratio = f"{rps / ceiling_rps:.3f}" if server == "hookhouse" and ceiling_rps else ""
+            rss = max(r["rss"] for r in rs) / 1024
+            print(f"| {conns} | {body} | {server} | {len(rs)} | {rps:,.0f} "
+                  f"| {mean(r['p50'] for r in rs):.2f} | {mean(r['p99'] for r in rs):.2f} "
+                  f"| {rss:.1f} | {ratio} | {worst([r['lag'] for r in rs])} "
+                  f"| {worst([r['catchup'] for r in rs])} "
+                  f"| {'/'.join(str(r['non2xx']) for r in rs)} "
+                  f"| {'/'.join(str(r['sock']) for r in rs)} |")
 EOF
 }
 
 print_report() {
-  local commit
+  local commit body
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo uncommitted)
   echo
   echo "## durable ingest vs ceiling"
   echo
   echo "commit: $commit; machine: $(nproc) cores; wrk $(wrk --version 2>&1 | awk 'NR == 1 { print $2 }')"
-  wrk_command '<conns>' '<port>'
+  wrk_command '<conns>' "$DURATION" '<script>' '<port>'
   echo "command: ${WRK_CMD[*]}   (conns in: $CONNS)"
-  echo "rounds: $ROUNDS per server per connection count, alternating ceiling/hookhouse;" \
-    "rps, p50 and p99 are means over rounds, peak RSS (VmHWM) the max; non-2xx per round"
+  for body in $BODIES; do
+    echo "bodies $body: $(body_script "$body")"
+  done
+  echo "rounds: $ROUNDS per server per connection count and bodies, alternating ceiling/hookhouse;" \
+    "rps, p50 and p99 are means over rounds, peak RSS (VmHWM), max_lag_s and catchup_s the max;" \
+    "non-2xx per round; lag of the \`$LAG_SINK\` sink from /metrics, n/a where the build has no gauge"
   echo
   print_table
 }
 
 main() {
   ensure_tools
-  build
-  [[ -x $HOOKHOUSE_BIN ]] || die "no binary at $HOOKHOUSE_BIN"
-  [[ -x $CEILING_BIN ]] || die "no binary at $CEILING_BIN"
+  check_bodies
+  build --with-ceiling
   LOG_DIR=$(mktemp -d /tmp/hookhouse-bench-logs.XXXXXX)
   log "server logs in $LOG_DIR"
 
-  local conns round
+  local conns body round
   for conns in $CONNS; do
-    for ((round = 1; round <= ROUNDS; round++)); do
-      # Alternating spreads slow drift of the machine (thermal, page cache, neighbours) over
-      # both servers instead of charging it to whichever ran last.
-      run_one "$conns" ceiling "$round"
-      run_one "$conns" hookhouse "$round"
+    for body in $BODIES; do
+      for ((round = 1; round <= ROUNDS; round++)); do
+        # Alternating spreads slow drift of the machine (thermal, page cache, neighbours) over
+        # both servers instead of charging it to whichever ran last.
+        run_one "$conns" "$body" ceiling "$round"
+        run_one "$conns" "$body" hookhouse "$round"
+      done
     done
   done
   print_report

@@ -1,6 +1,11 @@
--- wrk script for bench/run.sh: POSTs an Iterable `emailOpen` system webhook (~600 bytes) whose
--- body is different on every request, so a receiver that deduplicates or caches cannot look
--- faster than one that stores each request. Ends with one machine-readable `BENCH ...` line.
+-- wrk script for bench/run.sh and bench/growth.sh: POSTs an Iterable `emailOpen` system webhook
+-- (~600 bytes) whose body is different on every request, so a receiver that deduplicates or
+-- caches cannot look faster than one that stores each request. Ends with one machine-readable
+-- `BENCH ...` line.
+--
+-- `createdAt` is the current second ("realistic", live traffic) unless the global
+-- BODY_CREATED_AT is "mixed", which bench/mixed_body.lua sets before loading this file: then
+-- live traffic is interleaved with a redelivered backlog (see created_at_offset below).
 --
 -- Usage: wrk -t2 -c50 -d10s --latency -s bench/unique_body.lua http://127.0.0.1:PORT/iterable/default
 
@@ -17,6 +22,12 @@ end
 
 -- Running phase (one Lua state per thread). Globals set by setup() are visible here.
 local counter = 0
+local created_at_mode = BODY_CREATED_AT or "now"
+if created_at_mode ~= "now" and created_at_mode ~= "mixed" then
+  error("BODY_CREATED_AT must be \"now\" or \"mixed\", not \"" .. tostring(created_at_mode) .. "\"")
+end
+-- The outage whose backlog "mixed" redelivers: its events happened up to an hour ago.
+local BACKLOG_S = 3600
 local headers = { ["Content-Type"] = "application/json" }
 
 -- The shape Iterable documents for an `emailOpen` system webhook. `%s` slots: email (x2),
@@ -33,12 +44,24 @@ local template = '{"email":"%s","eventName":"emailOpen","dataFields":{'
   .. '"contentId":331201,"catalogCollectionCount":0,"catalogLookupCount":0,'
   .. '"channelId":2598,"messageTypeId":2870,"locale":null}}'
 
+-- Seconds before now for this request's `createdAt`. "now": 0, every event is seconds old, so
+-- consecutive events share a second. "mixed": what Iterable sends after an outage, when it
+-- redelivers the backlog while live events keep coming: every other request is live (0), the
+-- others walk through the last hour oldest first, one second further per backlog request, and
+-- start over after 3,600 (so 3,600 distinct seconds per 7,200 requests of a thread).
+local function created_at_offset()
+  if created_at_mode == "mixed" and counter % 2 == 0 then
+    return BACKLOG_S - (counter / 2) % BACKLOG_S
+  end
+  return 0
+end
+
 function request()
   counter = counter + 1
   -- 32 hex digits: thread (8) + run salt (8) + counter (16); unique across threads and runs.
   local message_id = string.format("%08x%08x%016x", thread_id, run_salt, counter)
   local email = string.format("user%d.%d@example.com", thread_id, counter % 100000)
-  local created_at = os.date("!%Y-%m-%d %H:%M:%S +00:00")
+  local created_at = os.date("!%Y-%m-%d %H:%M:%S +00:00", os.time() - created_at_offset())
   local body = string.format(template, email, email, created_at, message_id, email)
   return wrk.format("POST", nil, headers, body)
 end
