@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::PseudonymKey;
-use crate::spool::{Refusal, Spool};
+use crate::spool::{Acknowledgement, Refusal, Spool};
 pub use batch::Batch;
 pub use runner::RunnerSettings;
 
@@ -51,6 +51,27 @@ pub trait Sink: Send + 'static {
         &mut self,
         batch: Arc<Batch>,
     ) -> impl Future<Output = Result<Vec<Refusal>, SinkError>> + Send;
+
+    /// Loads `batch` and acknowledges it; returns how many rows were refused and whether the
+    /// cursor moved (not when a replay moved it meanwhile). By default the load, then the
+    /// acknowledgement; a sink whose tables are in the spool's own file does both in one
+    /// transaction.
+    fn load_and_acknowledge(
+        &mut self,
+        batch: Arc<Batch>,
+        mut ack: Acknowledgement,
+        spool: &Spool,
+    ) -> impl Future<Output = Result<(usize, bool), SinkError>> + Send {
+        async move {
+            ack.refusals = self.load(batch).await?;
+            let refused = ack.refusals.len();
+            let moved = spool
+                .acknowledge(ack)
+                .await
+                .map_err(|err| SinkError::Retryable(format!("moving the cursor: {err}")))?;
+            Ok((refused, moved))
+        }
+    }
 }
 
 /// Why a sink's step failed, and whether trying again soon can help.

@@ -295,32 +295,27 @@ impl<S: Sink> Runner<S> {
             *ahead = Some(Ahead { from, read });
         }
         self.progress.attempt_started_ms.store(mark(), Ordering::Relaxed);
-        let batch = Arc::new(batch);
-        let refusals = tokio::time::timeout(timeout, self.sink.load(Arc::clone(&batch)))
-            .await
-            .map_err(|_| timed_out())??;
-        let step = Step::Loaded {
-            requests: batch.request_count(),
-            events: batch.event_count(),
-            refused: refusals.len(),
-        };
+        let (requests, events) = (batch.request_count(), batch.event_count());
         let ack = Acknowledgement {
             sink: self.sink.name(),
             from: cursor,
             after: batch.after,
             through: batch.through,
-            refusals,
+            refusals: Vec::new(),
         };
-        let moved = self
-            .spool
-            .acknowledge(ack)
-            .await
-            .map_err(|err| SinkError::Retryable(format!("moving the cursor: {err}")))?;
+        let through = batch.through;
+        let (refused, moved) = tokio::time::timeout(
+            timeout,
+            self.sink.load_and_acknowledge(Arc::new(batch), ack, &self.spool),
+        )
+        .await
+        .map_err(|_| timed_out())??;
+        let step = Step::Loaded { requests, events, refused };
         if !moved {
             *ahead = None;
             return Ok(Step::Rewound);
         }
-        self.progress.position.store(batch.through, Ordering::Relaxed);
+        self.progress.position.store(through, Ordering::Relaxed);
         Ok(step)
     }
 

@@ -242,13 +242,50 @@ impl Spool {
         .map(|_| ())
     }
 
-    /// Runs the embedded sink's load in a transaction of its own on the writer, between
-    /// request commits: the writer is the only connection that writes, so the sink never
-    /// polls for the write lock. An error rolls back only this load.
-    pub async fn write_embedded(&self, write: EmbeddedWrite) -> Result<(), SpoolError> {
-        let write: SinkWrite = Box::new(move |conn| write(conn).map(|()| true));
+    /// Runs the embedded sink's load on the writer, chunk by chunk, each in a transaction of
+    /// its own between request commits, so a request waits behind one chunk at most; the last
+    /// chunk also moves the cursor (with the acknowledgement's refusals and dropped bodies).
+    /// The writer is the only connection that writes, so the sink never polls for the write
+    /// lock. Returns false if a replay moved the cursor since the batch was read; the chunks
+    /// before the last were written (loading again changes nothing), the last was not.
+    pub async fn write_embedded(
+        &self,
+        chunks: Vec<EmbeddedWrite>,
+        ack: Acknowledgement,
+    ) -> Result<bool, SpoolError> {
+        let shared = Arc::clone(&self.shared);
+        let mut chunks: std::collections::VecDeque<SinkWrite> = chunks
+            .into_iter()
+            .map(|write| -> SinkWrite { Box::new(move |conn| write(conn).map(|()| true)) })
+            .collect();
+        let last = chunks.pop_back();
+        chunks.push_back(Box::new(move |conn| {
+            if !cursors::advance(conn, ack.sink, ack.from, ack.through)? {
+                return Ok(false);
+            }
+            if let Some(last) = last {
+                last(conn)?;
+            }
+            cursors::replace_refusals(conn, ack.sink, ack.after, ack.through, &ack.refusals)?;
+            let sinks = shared.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            cursors::drop_loaded_bodies(conn, &sinks)?;
+            Ok(true)
+        }));
         self.send_waiting(|reply| {
-            writer::Job::SinkTransaction(writer::SinkJob { write: Some(write), reply })
+            writer::Job::SinkTransactions(writer::ChunkedJob { chunks, reply })
+        })
+        .await
+    }
+
+    /// Runs a write of the embedded sink that moves no cursor (its views, a load on its own)
+    /// in a transaction of its own on the writer.
+    pub async fn write_embedded_only(&self, write: EmbeddedWrite) -> Result<(), SpoolError> {
+        let chunks =
+            std::collections::VecDeque::from([Box::new(move |conn: &rusqlite::Connection| {
+                write(conn).map(|()| true)
+            }) as SinkWrite]);
+        self.send_waiting(|reply| {
+            writer::Job::SinkTransactions(writer::ChunkedJob { chunks, reply })
         })
         .await
         .map(|_| ())

@@ -1,9 +1,10 @@
 //! The writer thread: the only connection that writes `hookhouse.db`. It runs on its own OS
 //! thread because SQLite calls block, and async code must not.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -31,9 +32,15 @@ pub(super) enum Job {
     Request(RequestJob),
     /// Run in a savepoint inside the next group commit: small writes (a cursor, refusals).
     Sink(SinkJob),
-    /// Run in a transaction of its own after the group commit: a sink's load into the
-    /// embedded tables, which may be thousands of rows.
-    SinkTransaction(SinkJob),
+    /// Transactions of their own, one after each group commit: a sink's load into the
+    /// embedded tables, in chunks, so that requests never wait behind more than one chunk.
+    SinkTransactions(ChunkedJob),
+}
+
+/// A load in chunks, each its own transaction; the reply is the last chunk's result.
+pub(super) struct ChunkedJob {
+    pub(super) chunks: VecDeque<SinkWrite>,
+    pub(super) reply: oneshot::Sender<Result<bool, SpoolError>>,
 }
 
 pub(super) struct RequestJob {
@@ -49,13 +56,6 @@ pub(super) struct SinkJob {
     pub(super) reply: oneshot::Sender<Result<bool, SpoolError>>,
 }
 
-impl SinkJob {
-    /// Moves the reply out, leaving a closed one behind.
-    fn reply_taken(&mut self) -> oneshot::Sender<Result<bool, SpoolError>> {
-        std::mem::replace(&mut self.reply, oneshot::channel().0)
-    }
-}
-
 /// What a job came to, once its transaction commits.
 enum Written {
     Stored(i64),
@@ -67,9 +67,8 @@ impl Job {
     fn fail(self) {
         let _ = match self {
             Job::Request(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
-            Job::Sink(job) | Job::SinkTransaction(job) => {
-                job.reply.send(Err(SpoolError::WriteFailed)).is_ok()
-            }
+            Job::Sink(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
+            Job::SinkTransactions(job) => job.reply.send(Err(SpoolError::WriteFailed)).is_ok(),
         };
     }
 }
@@ -137,20 +136,33 @@ fn open_connection(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::
     Ok(conn)
 }
 
-/// Drains the queue in batches until every sender is gone.
+/// Drains the queue in batches until every sender is gone and every chunked load is done.
 fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
+    // Sinks' loads, one chunk run after each group commit.
+    let mut loads: VecDeque<ChunkedJob> = VecDeque::new();
+    let mut senders_gone = false;
     // A full disk fails every batch, hundreds a second: one line a second says so.
     let failures = LogLimit::per_second();
     loop {
-        let first = if shared.writable.load(Ordering::Relaxed) {
+        let first = if !loads.is_empty() || senders_gone {
+            // A load is waiting: take what is queued without blocking, then run its next chunk.
+            match jobs.try_recv() {
+                Ok(job) => Some(job),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => {
+                    senders_gone = true;
+                    None
+                }
+            }
+        } else if shared.writable.load(Ordering::Relaxed) {
             match jobs.recv() {
-                Ok(job) => job,
+                Ok(job) => Some(job),
                 Err(_) => return,
             }
         } else {
             match jobs.recv_timeout(PROBE_INTERVAL) {
-                Ok(job) => job,
+                Ok(job) => Some(job),
                 Err(RecvTimeoutError::Timeout) => {
                     probe(&mut conn, &shared);
                     continue;
@@ -158,30 +170,37 @@ fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         };
-        batch.push(first);
-        while batch.len() < max_batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        if let Some(first) = first {
+            batch.push(first);
+            while batch.len() < max_batch {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+            let mut requests = Vec::with_capacity(batch.len());
+            for job in batch.drain(..) {
+                match job {
+                    Job::SinkTransactions(load) => loads.push_back(load),
+                    other => requests.push(other),
+                }
+            }
+            batch = requests;
+            if !batch.is_empty() {
+                commit_batch(&mut conn, &mut batch, &shared, &failures);
             }
         }
-        shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        // A sink's own transactions go after the requests' commit, so no request waits for
-        // them longer than one commit.
-        let mut own: Vec<SinkJob> = Vec::new();
-        batch.retain_mut(|job| match job {
-            Job::SinkTransaction(sink) => {
-                own.push(SinkJob { write: sink.write.take(), reply: sink.reply_taken() });
-                false
+        if let Some(load) = loads.front_mut() {
+            let chunk = load.chunks.pop_front();
+            let result = own_transaction(&mut conn, chunk);
+            if result.is_err() || load.chunks.is_empty() {
+                if let Some(load) = loads.pop_front() {
+                    let _ = load.reply.send(result.map_err(SpoolError::SinkWrite));
+                }
             }
-            _ => true,
-        });
-        if !batch.is_empty() {
-            commit_batch(&mut conn, &mut batch, &shared, &failures);
-        }
-        for job in own {
-            let result = own_transaction(&mut conn, job.write);
-            let _ = job.reply.send(result.map_err(SpoolError::SinkWrite));
+        } else if senders_gone {
+            return;
         }
     }
 }
@@ -228,7 +247,7 @@ fn commit_batch(
                     (Job::Request(job), Written::Stored(seq)) => {
                         let _ = job.reply.send(Ok(Receipt { seq }));
                     }
-                    (Job::Sink(job) | Job::SinkTransaction(job), Written::Sink(result)) => {
+                    (Job::Sink(job), Written::Sink(result)) => {
                         let _ = job.reply.send(result.map_err(SpoolError::SinkWrite));
                     }
                     // `write_batch` gives one result per job, in order: not reached.
@@ -264,10 +283,12 @@ fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec
         for job in batch.iter_mut() {
             let job = match job {
                 Job::Request(job) => job,
-                Job::Sink(job) | Job::SinkTransaction(job) => {
+                Job::Sink(job) => {
                     seqs.push(Written::Sink(sink_write(&tx, job.write.take())?));
                     continue;
                 }
+                // Taken out of the batch before it is written.
+                Job::SinkTransactions(_) => continue,
             };
             let request = &job.request;
             let stored_as = &job.stored_as;

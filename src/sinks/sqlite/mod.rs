@@ -15,27 +15,32 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{CachedStatement, Connection, ToSql};
 
-use super::batch::{Batch, Cell, Rows};
+use super::batch::{Batch, Cell, Row};
 use super::columns::{JOURNEY_CALLS, Table};
 use super::{RunnerSettings, Sink, SinkError};
 use crate::metrics::RowCounters;
 use crate::request::format_time;
-use crate::spool::{Refusal, Spool};
+use crate::spool::{Acknowledgement, EmbeddedWrite, Refusal, Spool};
 
 /// The cursor name of the embedded sink.
 pub const SINK_NAME: &str = "sqlite";
 
-/// Small batches, loaded back to back under load: each is a transaction on the one writer,
-/// and requests wait for their commit behind it, so its length is what the sink adds to
-/// their latency (about 14 us an event here: 128 events keep it near 2 ms, where 2,000 events
-/// made p99 60 ms; BENCHMARKS.md). Without an fsync, a small transaction costs little more
-/// per event than a large one, mixed timestamps included.
+/// Batches of up to 1,024 requests, written in chunks of [`CHUNK`]: each chunk is a
+/// transaction on the one writer, and requests wait for their commit behind it, so its length
+/// is what the sink adds to their latency (about 14 us an event here: 128 events keep it near
+/// 2 ms, where one transaction of 2,000 events made p99 60 ms; BENCHMARKS.md). Without an
+/// fsync, a small transaction costs little more per event than a large one, mixed timestamps
+/// included; the batch, not the chunk, sets how often the sink reads, normalises and
+/// acknowledges.
 const SETTINGS: RunnerSettings = RunnerSettings {
-    max_requests: 128,
+    max_requests: 1_024,
     max_bytes: 16 * 1024 * 1024,
     linger: Duration::from_millis(5),
     attempt_timeout: Duration::from_secs(60),
 };
+
+/// Requests per transaction of a load.
+const CHUNK: usize = 128;
 
 /// What to do with a row whose key is already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +76,7 @@ impl Sink for SqliteSink {
     /// The tables are the spool's migrations'; the views are rebuilt at every start.
     async fn connect(&mut self, _store_id: &str) -> Result<(), SinkError> {
         self.spool
-            .write_embedded(Box::new(views::rebuild))
+            .write_embedded_only(Box::new(views::rebuild))
             .await
             .map_err(|err| SinkError::Retryable(format!("rebuilding the views: {err}")))?;
         self.views_ready = true;
@@ -84,17 +89,71 @@ impl Sink for SqliteSink {
 
     fn disconnect(&mut self) {}
 
+    /// The rows alone; the runner uses [`Sink::load_and_acknowledge`], which moves the
+    /// cursor in the same transaction.
     async fn load(&mut self, batch: Arc<Batch>) -> Result<Vec<Refusal>, SinkError> {
         let rows = Arc::clone(&batch);
         self.spool
-            .write_embedded(Box::new(move |tx| write(tx, &rows, OnConflict::Keep)))
+            .write_embedded_only(Box::new(move |tx| write(tx, &rows, OnConflict::Keep)))
             .await
             .map_err(|err| SinkError::Retryable(err.to_string()))?;
-        for (source, (events, failed)) in &batch.per_source {
-            self.counters.add(source, *events, *failed);
-        }
         Ok(Vec::new())
     }
+
+    async fn load_and_acknowledge(
+        &mut self,
+        batch: Arc<Batch>,
+        ack: Acknowledgement,
+        spool: &Spool,
+    ) -> Result<(usize, bool), SinkError> {
+        let chunks = chunks(&batch)
+            .into_iter()
+            .map(|(after, through)| -> EmbeddedWrite {
+                let rows = Arc::clone(&batch);
+                Box::new(move |tx| write_range(tx, &rows, after, through))
+            })
+            .collect();
+        let moved = spool
+            .write_embedded(chunks, ack)
+            .await
+            .map_err(|err| SinkError::Retryable(err.to_string()))?;
+        if moved {
+            for (source, (events, failed)) in &batch.per_source {
+                self.counters.add(source, *events, *failed);
+            }
+        }
+        Ok((0, moved))
+    }
+}
+
+/// The batch's requests in ranges `(after, through]` of at most [`CHUNK`] requests.
+fn chunks(batch: &Batch) -> Vec<(i64, i64)> {
+    let seqs: Vec<i64> = batch.raw_requests.rows.iter().map(|row| row.seq).collect();
+    let mut ranges = Vec::new();
+    let mut after = batch.after;
+    for piece in seqs.chunks(CHUNK) {
+        let through = piece.last().copied().unwrap_or(after);
+        ranges.push((after, through));
+        after = through;
+    }
+    if let Some(last) = ranges.last_mut() {
+        last.1 = batch.through;
+    }
+    ranges
+}
+
+/// Loads the rows of the batch's requests `after < seq <= through`.
+fn write_range(tx: &Connection, batch: &Batch, after: i64, through: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM failed_events WHERE sink IS NULL AND raw_seq > ?1 AND raw_seq <= ?2",
+        [after, through],
+    )?;
+    for rows in [&batch.events, &batch.journey_calls, &batch.failures] {
+        let start = rows.rows.partition_point(|row| row.seq <= after);
+        let end = rows.rows.partition_point(|row| row.seq <= through);
+        insert(tx, rows.table, &rows.rows[start..end], OnConflict::Keep)?;
+    }
+    Ok(())
 }
 
 /// Writes a batch's rows: events are added (or, replaying, updated), journey calls replaced;
@@ -107,20 +166,24 @@ fn write(tx: &Connection, batch: &Batch, on_conflict: OnConflict) -> rusqlite::R
             [batch.after, batch.through],
         )?;
     }
-    insert(tx, &batch.events, on_conflict)?;
-    insert(tx, &batch.journey_calls, on_conflict)?;
-    insert(tx, &batch.failures, on_conflict)?;
+    for rows in [&batch.events, &batch.journey_calls, &batch.failures] {
+        insert(tx, rows.table, &rows.rows, on_conflict)?;
+    }
     Ok(())
 }
 
-/// Inserts every row of `rows` with one prepared statement.
-fn insert(tx: &Connection, rows: &Rows, on_conflict: OnConflict) -> rusqlite::Result<()> {
-    if rows.rows.is_empty() {
+/// Inserts `rows` of `table` with one prepared statement.
+fn insert(
+    tx: &Connection,
+    table: &Table,
+    rows: &[Row],
+    on_conflict: OnConflict,
+) -> rusqlite::Result<()> {
+    if rows.is_empty() {
         return Ok(());
     }
-    let mut statement: CachedStatement<'_> =
-        tx.prepare_cached(&insert_sql(rows.table, on_conflict))?;
-    for row in &rows.rows {
+    let mut statement: CachedStatement<'_> = tx.prepare_cached(&insert_sql(table, on_conflict))?;
+    for row in rows {
         statement.execute(rusqlite::params_from_iter(&row.cells))?;
     }
     Ok(())
