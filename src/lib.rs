@@ -14,11 +14,12 @@
 //! - [`iterable`]: Iterable's envelope, timestamps and ids.
 //! - [`request`]: the request record and its kind, below everything that handles requests.
 //! - [`pipeline`]: a stored request in, canonical events and failures out.
-//! - [`spool`]: the durable SQLite store and its group-commit writer.
+//! - [`spool`]: the durable request log (`hookhouse.db`), its group-commit writer and the
+//!   sinks' cursors; the only module that opens the file.
 //! - [`metrics`]: the counters behind `GET /metrics` and their names.
 //! - [`tls`]: certificates for HTTPS, reloaded on SIGHUP.
-//! - [`sinks`]: where events are loaded; the embedded SQLite sink writes inside the spool's
-//!   transaction.
+//! - [`sinks`]: every set of tables made from the log, each behind its cursor on one runner:
+//!   the embedded SQLite tables (on by default) and PostgreSQL.
 //! - [`telemetry`]: the log subscriber (text or JSON), escaping of a sender's text, and
 //!   rate-limited lines; every layer may use it.
 

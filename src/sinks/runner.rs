@@ -51,6 +51,9 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// How often the sink logs its progress and lag.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// Blocking threads of a sink's runtime: the batch being read ahead, the cursor, the lag.
+const BLOCKING_THREADS: usize = 3;
+
 /// What the runners share.
 pub(super) struct Context<'a> {
     pub(super) spool: &'a Spool,
@@ -62,7 +65,12 @@ pub(super) struct Context<'a> {
 
 /// Starts `sink` on a thread of its own, tracked by the context's tracker.
 pub(super) fn start<S: Sink>(sink: S, context: &Context<'_>) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Its blocking work (reads of the log, normalising a batch) is serial: a few threads do,
+    // and every extra one would keep an allocator heap of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()?;
     let runner = Runner {
         settings: sink.settings(),
         metrics: context.metrics.sink(sink.name()),

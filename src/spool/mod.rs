@@ -199,7 +199,7 @@ impl Spool {
     }
 
     /// Registers a sink running in this process and creates its cursor at the start of the
-    /// log if it has none; returns its cursor.
+    /// log if it has none.
     pub async fn register_sink(&self, sink: &'static str) -> Result<(), SpoolError> {
         {
             let mut sinks = self.shared.sinks.lock().unwrap_or_else(|e| e.into_inner());

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row};
+use rusqlite::{Connection, OpenFlags, Row};
 
 use super::SpoolError;
 use super::cursors::{self, Cursor, Lag};
@@ -118,16 +118,6 @@ impl SpoolReader {
         &self,
     ) -> Result<std::collections::HashMap<String, (String, i64)>, SpoolError> {
         Ok(super::secret_urls::load_hashes(&self.conn)?)
-    }
-
-    /// The last seq of the log, 0 when empty.
-    pub fn last_seq(&self) -> Result<i64, SpoolError> {
-        let last: Option<i64> = self
-            .conn
-            .query_row("SELECT max(seq) FROM raw_requests", [], |row| row.get(0))
-            .optional()?
-            .flatten();
-        Ok(last.unwrap_or(0))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::spool::{Acknowledgement, EmbeddedWrite, Refusal, Spool};
 /// The cursor name of the embedded sink.
 pub const SINK_NAME: &str = "sqlite";
 
-/// Batches of up to 1,024 requests, written in chunks of [`CHUNK`]: each chunk is a
+/// Batches of up to 512 requests, written in chunks of [`CHUNK`]: each chunk is a
 /// transaction on the one writer, and requests wait for their commit behind it, so its length
 /// is what the sink adds to their latency (about 14 us an event here: 128 events keep it near
 /// 2 ms, where one transaction of 2,000 events made p99 60 ms; BENCHMARKS.md). Without an
@@ -33,7 +33,7 @@ pub const SINK_NAME: &str = "sqlite";
 /// included; the batch, not the chunk, sets how often the sink reads, normalises and
 /// acknowledges.
 const SETTINGS: RunnerSettings = RunnerSettings {
-    max_requests: 1_024,
+    max_requests: 512,
     max_bytes: 16 * 1024 * 1024,
     linger: Duration::from_millis(5),
     attempt_timeout: Duration::from_secs(60),
