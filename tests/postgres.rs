@@ -547,3 +547,59 @@ async fn a_schema_loaded_from_one_store_refuses_another() {
     first.stop().await.unwrap();
     pg.drop_schema().await;
 }
+
+#[tokio::test]
+async fn a_dropped_body_waits_for_every_sink_before_it_goes() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "dropped").await;
+    let parsed: tokio_postgres::Config = url.parse().unwrap();
+    let host = match &parsed.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("{URL_VARIABLE} must be a TCP address, not {other:?}"),
+    };
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    let proxy = Proxy::start(format!("{host}:{port}")).await;
+    let via_proxy = url_at(&url, "127.0.0.1", proxy.port, "");
+    let app = spawn_app_with(|config| {
+        config.sources[0].drop_raw_bodies = true;
+        pg.configure(config, &via_proxy);
+    })
+    .await;
+    for i in 0..5 {
+        assert_eq!(app.post_webhook(&email_open(&format!("dropped-{i}"))).await.status(), 200);
+    }
+    wait_caught_up(&app).await;
+    let dropped = "SELECT count(*) FROM raw_requests WHERE body_dropped = 1 AND length(body) = 0";
+    assert_eq!(app.count(dropped), 5, "both sinks loaded them: the bodies are gone");
+    assert_eq!(pg.count("events").await, 5);
+
+    // PostgreSQL away: the embedded sink loads the next ones, their bodies stay for PostgreSQL.
+    proxy.cut().await;
+    for i in 5..10 {
+        assert_eq!(app.post_webhook(&email_open(&format!("dropped-{i}"))).await.status(), 200);
+    }
+    wait_for_sink_error(&app, "the outage was never recorded").await;
+    assert_eq!(app.count("SELECT count(*) FROM events"), 10);
+    assert_eq!(app.count(dropped), 5);
+    assert_eq!(
+        app.count("SELECT count(*) FROM raw_requests WHERE drop_body_digest IS NOT NULL"),
+        5,
+        "kept, marked, until PostgreSQL has them"
+    );
+
+    proxy.restore();
+    wait_caught_up(&app).await;
+    assert_eq!(pg.count("events").await, 10, "PostgreSQL made its events from the kept bodies");
+    // The bodies go with the acknowledgement that brought the last sink past them.
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    while app.count(dropped) < 10 {
+        assert!(Instant::now() < deadline, "the kept bodies were never dropped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let digests_kept: i64 = app.count(
+        "SELECT count(*) FROM raw_requests WHERE body_sha256 <> '' AND drop_body_digest IS NULL",
+    );
+    assert_eq!(digests_kept, 10);
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}
