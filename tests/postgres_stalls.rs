@@ -3,7 +3,8 @@
 //! session PostgreSQL has not yet noticed is gone). Either must count as a failure, be logged
 //! and recorded, and leave the lag gauges moving, instead of a sink that waits silently.
 //!
-//! The lock test needs `TEST_POSTGRES_URL` (`.ci/run` sets it); the silent server needs nothing.
+//! The lock and schema tests need `TEST_POSTGRES_URL` (`.ci/run` sets it); the silent server
+//! needs nothing. A permanent failure (a schema newer than this version) is not retried in a loop.
 
 mod common;
 mod pg;
@@ -133,6 +134,35 @@ async fn a_lock_held_by_another_session_fails_the_load_naming_that_session() {
     holder.batch_execute("ROLLBACK").await.unwrap();
     pg::wait_caught_up(&app.db_path(), DEADLINE).await;
     assert_eq!(pg.count("events").await, 2);
+    app.stop().await.unwrap();
+    pg.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_this_version_is_permanent_and_not_retried_in_a_loop() {
+    let Some(url) = database_url() else { return };
+    let pg = Warehouse::new(&url, "newer").await;
+    // What a newer hookhouse would have left: its schema at a version this one does not know.
+    pg.client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.schema_migrations (version integer \
+             PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); \
+             INSERT INTO {schema}.schema_migrations (version) VALUES (99);",
+            schema = pg.schema
+        ))
+        .await
+        .unwrap();
+    let app = spawn_app_with(|config| pg.configure(config, &url)).await;
+    assert_eq!(app.post_webhook(&email_open("for-a-newer-schema")).await.status(), 200);
+    let error = wait_for_error(&app, "newer than this hookhouse knows").await;
+    assert!(error.contains("upgrade hookhouse"), "{error}");
+    // A retryable failure would be tried again within 250 ms, 500 ms, 1 s...; a permanent one
+    // waits a minute, so the count stays at one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = metrics(&app).await;
+    assert_eq!(metric(&text, r#"hookhouse_sink_failures_total{sink="postgres"}"#), 1.0, "{text}");
+    // The embedded tables are not held up by it.
+    assert_eq!(app.count("SELECT count(*) FROM events"), 1);
     app.stop().await.unwrap();
     pg.drop_schema().await;
 }
