@@ -3,8 +3,10 @@
 //! session PostgreSQL has not yet noticed is gone). Either must count as a failure, be logged
 //! and recorded, and leave the lag gauges moving, instead of a sink that waits silently.
 //!
+//! A permanent failure (a schema newer than this version) is not retried in a loop either.
+//!
 //! The lock and schema tests need `TEST_POSTGRES_URL` (`.ci/run` sets it); the silent server
-//! needs nothing. A permanent failure (a schema newer than this version) is not retried in a loop.
+//! needs nothing.
 
 mod common;
 mod pg;
