@@ -43,7 +43,7 @@ pub use reader::SpoolReader;
 pub use schema::MigrationError;
 pub use writer::WriterHandle;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -193,11 +193,6 @@ impl Spool {
         self.shared.committed.subscribe()
     }
 
-    /// The path of `hookhouse.db`, for messages.
-    pub fn db_path(&self) -> &Path {
-        &self.shared.db_path
-    }
-
     /// Registers a sink running in this process and creates its cursor at the start of the
     /// log if it has none.
     pub async fn register_sink(&self, sink: &'static str) -> Result<(), SpoolError> {
@@ -215,18 +210,26 @@ impl Spool {
     /// running sink needs any more. Returns false, changing nothing, if a replay moved the
     /// cursor since the batch was read (the batch is then read again).
     pub async fn acknowledge(&self, ack: Acknowledgement) -> Result<bool, SpoolError> {
+        self.savepoint(self.record_load(ack, None)).await
+    }
+
+    /// The write that records a sink's load, with `rows` (the load's last rows) written in the
+    /// same transaction when given: the cursor first, since after a replay the rows and the
+    /// refusals may be stale as well, and then nothing is written.
+    fn record_load(&self, ack: Acknowledgement, rows: Option<EmbeddedWrite>) -> SinkWrite {
         let shared = Arc::clone(&self.shared);
-        self.savepoint(Box::new(move |conn| {
-            // First: after a replay the refusals may be stale as well, so nothing is written.
+        Box::new(move |conn| {
             if !cursors::advance(conn, ack.sink, ack.from, ack.through)? {
                 return Ok(false);
+            }
+            if let Some(rows) = rows {
+                rows(conn)?;
             }
             cursors::replace_refusals(conn, ack.sink, ack.after, ack.through, &ack.refusals)?;
             let sinks = shared.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
             cursors::drop_loaded_bodies(conn, &sinks)?;
             Ok(true)
-        }))
-        .await
+        })
     }
 
     /// Keeps why a sink's last attempt failed, for `hookhouse status`.
@@ -253,24 +256,13 @@ impl Spool {
         chunks: Vec<EmbeddedWrite>,
         ack: Acknowledgement,
     ) -> Result<bool, SpoolError> {
-        let shared = Arc::clone(&self.shared);
+        let mut chunks: std::collections::VecDeque<EmbeddedWrite> = chunks.into();
+        let last = self.record_load(ack, chunks.pop_back());
         let mut chunks: std::collections::VecDeque<SinkWrite> = chunks
             .into_iter()
             .map(|write| -> SinkWrite { Box::new(move |conn| write(conn).map(|()| true)) })
             .collect();
-        let last = chunks.pop_back();
-        chunks.push_back(Box::new(move |conn| {
-            if !cursors::advance(conn, ack.sink, ack.from, ack.through)? {
-                return Ok(false);
-            }
-            if let Some(last) = last {
-                last(conn)?;
-            }
-            cursors::replace_refusals(conn, ack.sink, ack.after, ack.through, &ack.refusals)?;
-            let sinks = shared.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            cursors::drop_loaded_bodies(conn, &sinks)?;
-            Ok(true)
-        }));
+        chunks.push_back(last);
         self.send_waiting(|reply| {
             writer::Job::SinkTransactions(writer::ChunkedJob { chunks, reply })
         })

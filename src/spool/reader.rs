@@ -97,11 +97,6 @@ impl SpoolReader {
         Ok(lags)
     }
 
-    /// One sink's lag, or `None` if it never ran.
-    pub fn lag(&self, sink: &str, now: DateTime<Utc>) -> Result<Option<Lag>, SpoolError> {
-        Ok(cursors::lag(&self.conn, sink, now)?)
-    }
-
     pub fn totals(&self) -> Result<Totals, SpoolError> {
         let count =
             |sql: &str| -> rusqlite::Result<i64> { self.conn.query_row(sql, [], |row| row.get(0)) };
