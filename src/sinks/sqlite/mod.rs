@@ -94,7 +94,9 @@ impl Sink for SqliteSink {
     async fn load(&mut self, batch: Arc<Batch>) -> Result<Vec<Refusal>, SinkError> {
         let rows = Arc::clone(&batch);
         self.spool
-            .write_embedded_only(Box::new(move |tx| write(tx, &rows, OnConflict::Keep)))
+            .write_embedded_only(Box::new(move |tx| {
+                write(tx, &rows, (rows.after, rows.through), OnConflict::Keep)
+            }))
             .await
             .map_err(|err| SinkError::Retryable(err.to_string()))?;
         Ok(Vec::new())
@@ -110,7 +112,7 @@ impl Sink for SqliteSink {
             .into_iter()
             .map(|(after, through)| -> EmbeddedWrite {
                 let rows = Arc::clone(&batch);
-                Box::new(move |tx| write_range(tx, &rows, after, through))
+                Box::new(move |tx| write(tx, &rows, (after, through), OnConflict::Keep))
             })
             .collect();
         let moved = spool
@@ -142,32 +144,26 @@ fn chunks(batch: &Batch) -> Vec<(i64, i64)> {
     ranges
 }
 
-/// Loads the rows of the batch's requests `after < seq <= through`.
-fn write_range(tx: &Connection, batch: &Batch, after: i64, through: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "DELETE FROM failed_events WHERE sink IS NULL AND raw_seq > ?1 AND raw_seq <= ?2",
-        [after, through],
-    )?;
-    for rows in [&batch.events, &batch.journey_calls, &batch.failures] {
-        let start = rows.rows.partition_point(|row| row.seq <= after);
-        let end = rows.rows.partition_point(|row| row.seq <= through);
-        insert(tx, rows.table, &rows.rows[start..end], OnConflict::Keep)?;
-    }
-    Ok(())
-}
-
-/// Writes a batch's rows: events are added (or, replaying, updated), journey calls replaced;
-/// loading, the normaliser's failures of its requests are replaced (replay deletes a request's
-/// own rows itself). Loading a batch again changes nothing.
-fn write(tx: &Connection, batch: &Batch, on_conflict: OnConflict) -> rusqlite::Result<()> {
+/// Writes the rows of the batch's requests `after < seq <= through`: events are added (or,
+/// replaying, updated), journey calls replaced; loading, the normaliser's failures of those
+/// requests are replaced (replay deletes a request's own rows itself). Loading them again
+/// changes nothing.
+fn write(
+    tx: &Connection,
+    batch: &Batch,
+    (after, through): (i64, i64),
+    on_conflict: OnConflict,
+) -> rusqlite::Result<()> {
     if on_conflict == OnConflict::Keep {
         tx.execute(
             "DELETE FROM failed_events WHERE sink IS NULL AND raw_seq > ?1 AND raw_seq <= ?2",
-            [batch.after, batch.through],
+            [after, through],
         )?;
     }
     for rows in [&batch.events, &batch.journey_calls, &batch.failures] {
-        insert(tx, rows.table, &rows.rows, on_conflict)?;
+        let start = rows.rows.partition_point(|row| row.seq <= after);
+        let end = rows.rows.partition_point(|row| row.seq <= through);
+        insert(tx, rows.table, &rows.rows[start..end], on_conflict)?;
     }
     Ok(())
 }

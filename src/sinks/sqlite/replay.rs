@@ -93,7 +93,7 @@ fn rewrite(tx: &rusqlite::Connection, seqs: &[i64], batch: &Batch) -> rusqlite::
         tx.execute("DELETE FROM events WHERE raw_seq = ?1", params![seq])?;
         tx.execute("DELETE FROM journey_calls WHERE seq = ?1", params![seq])?;
     }
-    write(tx, batch, OnConflict::Update)?;
+    write(tx, batch, (batch.after, batch.through), OnConflict::Update)?;
     // An event first carried by an earlier request keeps that request's `raw_seq`, below this
     // batch, and was updated in place: the other sinks must load again from there.
     let mut lowest = seqs.first().copied().unwrap_or(i64::MAX);
