@@ -199,8 +199,7 @@ async fn try_store(
     // flood of large bodies costs in memory and not only their bytes on arrival; a small
     // body's are noise. (A plain source's rows are made by the sinks, in bounded batches.)
     let body_len = accepted.raw().body.len();
-    let normalised_here = source.pseudonymise.is_some() || source.drop_raw_bodies;
-    if normalised_here && body_len > INLINE_MAX_BODY_BYTES {
+    if normalised_on_arrival(source) && body_len > INLINE_MAX_BODY_BYTES {
         held.add(body_len * WORK_BYTES_PER_BODY_BYTE)?;
     }
     let (accepted, stored_as) = keep_as(source, accepted).await?;
@@ -212,6 +211,12 @@ async fn try_store(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// Whether the source's requests go through the pipeline before they are stored (see
+/// [`keep_as`]); a plain source's rows are made by the sinks.
+fn normalised_on_arrival(source: &SourceConfig) -> bool {
+    source.pseudonymise.is_some() || source.drop_raw_bodies
+}
+
 /// How the request is kept, as its source's options decide. A plain source's request is
 /// stored as it came: its rows are made by the sinks, off the answer's path. A source with a
 /// key or `drop_raw_bodies` needs the pipeline's verdict first:
@@ -221,15 +226,15 @@ async fn try_store(
 ///   stays, keyed when the source pseudonymises (a plain SHA-256 of a body whose other fields
 ///   are all stored would let anyone confirm a guessed address);
 /// - with both, the log never holds the body in plain: it keeps the request with its
-///   personal values hidden ([`hidden_request`]) until the body goes.
+///   personal values hidden (`pipeline::hidden_request`) until the body goes.
 async fn keep_as(
     source: &SourceConfig,
     accepted: AcceptedRequest,
 ) -> Result<(AcceptedRequest, StoredAs), ReceiveError> {
-    let key = source.pseudonymise.as_ref();
-    if key.is_none() && !source.drop_raw_bodies {
+    if !normalised_on_arrival(source) {
         return Ok((accepted, StoredAs::default()));
     }
+    let key = source.pseudonymise.as_ref();
     let (accepted, outcome, hidden) = normalise(accepted, key, source.drop_raw_bodies).await?;
     let drop_body = source.drop_raw_bodies && outcome.failures.is_empty();
     let raw = accepted.raw();
