@@ -93,35 +93,13 @@ fn encode_query<'a>(pairs: impl Iterator<Item = (&'a String, &'a Value)>) -> Str
 mod tests {
     use super::*;
     use crate::pipeline::normalise_with;
+    use crate::pipeline::tests::request;
     use crate::request::SNOWPLOW_PATH;
 
     const EMAIL: &str = "ada@example.com";
 
     fn key() -> PseudonymKey {
         PseudonymKey::new("a key of sixteen chars".to_owned().into())
-    }
-
-    fn request(
-        method: &str,
-        path: &str,
-        query: Option<&str>,
-        ctype: &str,
-        body: &str,
-    ) -> RawRequest {
-        RawRequest {
-            received_at: chrono::Utc::now(),
-            source: "s".into(),
-            kind: RequestKind::of_path(path),
-            method: method.into(),
-            path: path.into(),
-            query: query.map(str::to_owned),
-            headers_json: "{}".into(),
-            remote_addr: None,
-            peer_addr: None,
-            content_type: Some(ctype.to_owned()).filter(|c| !c.is_empty()),
-            body: bytes::Bytes::from(body.to_owned()),
-            body_sha256: String::new(),
-        }
     }
 
     /// Rows from the hidden request without the key are the rows from the original with it,

@@ -187,7 +187,8 @@ mod tests {
     use crate::request::SNOWPLOW_PATH;
     use bytes::Bytes;
 
-    fn request(
+    /// A stored request for the pipeline's tests (here and in its submodules').
+    pub(super) fn request(
         method: &str,
         path: &str,
         query: Option<&str>,
