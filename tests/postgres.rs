@@ -246,6 +246,19 @@ impl Proxy {
         Proxy { port, open, connections }
     }
 
+    /// A proxy to the test database at `url`, and the URL that goes through it.
+    async fn to_database(url: &str) -> (Proxy, String) {
+        let parsed: tokio_postgres::Config = url.parse().unwrap();
+        let host = match &parsed.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("{URL_VARIABLE} must be a TCP address, not {other:?}"),
+        };
+        let port = parsed.get_ports().first().copied().unwrap_or(5432);
+        let proxy = Proxy::start(format!("{host}:{port}")).await;
+        let via_proxy = url_at(url, "127.0.0.1", proxy.port, "");
+        (proxy, via_proxy)
+    }
+
     async fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.connections.lock().await.abort_all();
@@ -313,14 +326,7 @@ async fn wait_for_metric(app: &TestApp, check: impl Fn(&str) -> bool) {
 async fn an_outage_delays_events_and_loses_none() {
     let Some(url) = database_url() else { return };
     let pg = Warehouse::new(&url, "outage").await;
-    let parsed: tokio_postgres::Config = url.parse().unwrap();
-    let host = match &parsed.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("{URL_VARIABLE} must be a TCP address, not {other:?}"),
-    };
-    let port = parsed.get_ports().first().copied().unwrap_or(5432);
-    let proxy = Proxy::start(format!("{host}:{port}")).await;
-    let via_proxy = url_at(&url, "127.0.0.1", proxy.port, "");
+    let (proxy, via_proxy) = Proxy::to_database(&url).await;
     let app = spawn_app_with(|config| pg.configure(config, &via_proxy)).await;
 
     for i in 0..50 {
@@ -552,14 +558,7 @@ async fn a_schema_loaded_from_one_store_refuses_another() {
 async fn a_dropped_body_waits_for_every_sink_before_it_goes() {
     let Some(url) = database_url() else { return };
     let pg = Warehouse::new(&url, "dropped").await;
-    let parsed: tokio_postgres::Config = url.parse().unwrap();
-    let host = match &parsed.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("{URL_VARIABLE} must be a TCP address, not {other:?}"),
-    };
-    let port = parsed.get_ports().first().copied().unwrap_or(5432);
-    let proxy = Proxy::start(format!("{host}:{port}")).await;
-    let via_proxy = url_at(&url, "127.0.0.1", proxy.port, "");
+    let (proxy, via_proxy) = Proxy::to_database(&url).await;
     let app = spawn_app_with(|config| {
         config.sources[0].drop_raw_bodies = true;
         pg.configure(config, &via_proxy);
