@@ -235,7 +235,7 @@ async fn a_store_failing_every_commit_is_logged_in_a_few_lines_with_counts() {
     assert!((2..=20).contains(&lines), "{lines} lines for 401 requests not stored:\n{log}");
     assert_eq!(total, 401, "the lines must account for every 503\n{log}");
     let (commits, _) =
-        accounted(&log, &["failed to commit"], "failed_batches_not_logged_since_last");
+        accounted(&log, &["failed to commit to the store"], "failed_batches_not_logged_since_last");
     assert!((1..=20).contains(&commits), "{commits} lines for the failed commits:\n{log}");
 }
 

@@ -314,7 +314,9 @@ async fn bodies_of_many_addresses_are_stored_while_healthz_keeps_answering() {
         assert_eq!(post.await.unwrap(), 200, "after {:?}", started.elapsed());
     }
     println!("4 posts stored in {:?}; slowest /healthz {slowest:?}", started.elapsed());
-    assert!(slowest < Duration::from_millis(100), "/healthz took {slowest:?}");
+    // One body takes over a second to pseudonymise in a debug build: a runtime blocked by it
+    // would keep /healthz waiting that long. 500 ms leaves room for a busy shared machine.
+    assert!(slowest < Duration::from_millis(500), "/healthz took {slowest:?}");
     assert_eq!(app.count("SELECT count(*) FROM events"), 4);
     let url: String =
         app.db().query_row("SELECT url FROM events LIMIT 1", [], |r| r.get(0)).unwrap();

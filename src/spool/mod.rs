@@ -115,7 +115,7 @@ pub enum SpoolError {
     },
     #[error("the store's write queue is full")]
     Overloaded,
-    #[error("the store failed to commit the request")]
+    #[error("the store could not commit the write (the writer logs why)")]
     WriteFailed,
     #[error("the store is shutting down")]
     Closed,
