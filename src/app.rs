@@ -15,18 +15,32 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http_server::{self, Transport};
+use crate::jetstream::Stream;
+use crate::jetstream::loader;
+use crate::jetstream::log::StreamLog;
 use crate::receiver::connection_limit::LimitedListener;
-use crate::receiver::{self, AppState};
+use crate::receiver::{self, AppState, RequestLog};
 use crate::sinks;
 use crate::spool::{Spool, WriterHandle};
 use crate::tls::TlsFiles;
+
+/// What a process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Receive webhooks and run the sinks (with a JetStream log, unless `--no-load`).
+    Serve { load: bool },
+    /// Run the sinks from the JetStream log; serve only `/healthz`, `/readyz`, `/metrics`.
+    Load,
+}
 
 /// A bound, ready-to-run hookhouse.
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
     state: Arc<AppState>,
-    writer: WriterHandle,
+    role: Role,
+    /// The SQLite log's writer; none with a JetStream log.
+    writer: Option<WriterHandle>,
     /// The certificate files and the live configuration SIGHUP reloads, when serving HTTPS.
     tls: Option<(TlsFiles, RustlsConfig)>,
 }
@@ -34,9 +48,36 @@ pub struct App {
 impl App {
     /// Opens the store and binds the listening socket; nothing is served until [`App::run`].
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let (spool, writer) = Spool::open(&config.store).with_context(|| {
-            format!("failed to open the store in `{}`", config.store.data_dir.display())
-        })?;
+        App::build_as(config, Role::Serve { load: true }).await
+    }
+
+    /// Opens the request log (the SQLite store, or the JetStream stream) and binds the
+    /// listening socket for `role`.
+    pub async fn build_as(config: Config, role: Role) -> anyhow::Result<App> {
+        let (log, writer) = match config.spool.jetstream() {
+            None => {
+                if role == Role::Load {
+                    anyhow::bail!(
+                        "`hookhouse load` runs the sinks of a JetStream log: set `[spool] kind =                          \"jetstream\"` (with the SQLite log, `serve` runs the sinks itself)"
+                    );
+                }
+                let (spool, writer) = Spool::open(&config.store).with_context(|| {
+                    format!("failed to open the store in `{}`", config.store.data_dir.display())
+                })?;
+                (RequestLog::Sqlite(spool), Some(writer))
+            }
+            Some(js) => {
+                let stream = Stream::open(&config).await.with_context(|| {
+                    format!("failed to open the JetStream stream `{}`", js.stream)
+                })?;
+                if role == Role::Load && config.sinks.postgres.is_none() {
+                    anyhow::bail!(
+                        "no sink to load: configure one, such as `[sinks.postgres] url = ...`"
+                    );
+                }
+                (RequestLog::JetStream(StreamLog::new(stream)), None)
+            }
+        };
         let listen = config.server.listen;
         let listener = TcpListener::bind(listen).await.with_context(|| {
             format!(
@@ -51,8 +92,8 @@ impl App {
             }
             None => None,
         };
-        let state = Arc::new(AppState::new(config, spool));
-        Ok(App { listener, state, writer, tls })
+        let state = Arc::new(AppState::new(config, log));
+        Ok(App { listener, state, role, writer, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -80,14 +121,34 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { listener, state, writer, tls } = self;
+        let App { listener, state, role, writer, tls } = self;
         let stop_serving = CancellationToken::new();
         let stop_sinks = CancellationToken::new();
         let sink_tasks = TaskTracker::new();
         // Should this future be dropped rather than finish, the sinks stop all the same.
         let _stop_sinks_if_dropped = stop_sinks.clone().drop_guard();
-        sinks::start(&state.config, &state.spool, &state.metrics, &stop_sinks, &sink_tasks)
-            .context("failed to start the sinks")?;
+        match &state.log {
+            RequestLog::Sqlite(spool) => {
+                sinks::start(&state.config, spool, &state.metrics, &stop_sinks, &sink_tasks)
+                    .context("failed to start the sinks")?;
+            }
+            RequestLog::JetStream(log) if role != (Role::Serve { load: false }) => {
+                let started = loader::start(
+                    &state.config,
+                    log.stream(),
+                    &state.metrics,
+                    &stop_sinks,
+                    &sink_tasks,
+                );
+                if started == 0 {
+                    tracing::warn!(
+                        "no sink is configured: requests stay in the stream until a \
+                        loader with a sink runs"
+                    );
+                }
+            }
+            RequestLog::JetStream(_) => {}
+        }
         let signalled = stop_serving.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -109,7 +170,10 @@ impl App {
                 Transport::Tls(config)
             }
         };
-        let router = receiver::router(state);
+        let router = match role {
+            Role::Serve { .. } => receiver::router(state),
+            Role::Load => receiver::operations_router(state),
+        };
         let drained = serve(listener, router, transport, stop_serving, grace, settings).await;
         // The sinks load what was committed, then stop; whatever they had not loaded stays in
         // the log behind their cursors.
@@ -128,6 +192,7 @@ impl App {
         // The router, and with it the last handle to the spool, is dropped once the last
         // connection has ended, so the writer drains its queue and exits. Connections cut at
         // the deadline may take a moment to unwind; the join is bounded so exit never hangs.
+        let Some(writer) = writer else { return Ok(()) };
         let join = tokio::task::spawn_blocking(move || writer.join());
         match tokio::time::timeout(WRITER_JOIN_TIMEOUT, join).await {
             Ok(joined) => joined.context("failed to wait for the store to finish")?,

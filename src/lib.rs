@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 mod http_server;
 pub mod iterable;
+pub mod jetstream;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;

@@ -33,6 +33,9 @@ pub struct Cli {
 pub enum Command {
     /// Receive webhooks and store them.
     Serve(ServeArgs),
+    /// Run the sinks from a JetStream request log (`[spool] kind = "jetstream"`); any number
+    /// of loaders share the work.
+    Load(ServeArgs),
     /// Show the rows one payload file would produce, offline; exit 1 if it would fail.
     Validate(ValidateArgs),
     /// Re-run stored requests through the current normaliser (safe while `serve` runs).
@@ -52,10 +55,11 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Load(args) => serve::load(args).await.map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => validate::validate(&args),
         Command::CheckConfig(args) => check_config::check_config(args),
-        Command::Secret(args) => secret::secret(&args),
-        Command::Status(args) => status::status(&args),
+        Command::Secret(args) => secret::secret(&args).await,
+        Command::Status(args) => status::status(&args).await,
         Command::Replay(args) => tokio::task::spawn_blocking(move || replay::replay(&args)).await?,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;

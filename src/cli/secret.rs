@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::config::{Config, Overrides};
+use crate::jetstream::Stream;
+use crate::jetstream::secret_urls as bucket;
 use crate::spool::secret_urls::{self, LIVE_PER_SOURCE};
 
 #[derive(Debug, clap::Args)]
@@ -16,6 +18,11 @@ pub struct SecretArgs {
     /// The data directory holding `hookhouse.db`.
     #[arg(long, value_name = "DIR", default_value = "./hookhouse-data", global = true)]
     pub data_dir: PathBuf,
+    /// The configuration `serve` runs with, which must have the source [default: the
+    /// built-in one, whose only source is `default`]. With a JetStream log, secret URLs live
+    /// in the stream's key-value bucket, shared by every receiver.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -24,10 +31,6 @@ pub enum SecretAction {
     New {
         #[arg(long)]
         source: String,
-        /// The configuration `serve` runs with, which must have the source [default: the
-        /// built-in one, whose only source is `default`].
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
     },
     /// List live secret URLs (ids and fingerprints, never the secrets).
     List,
@@ -38,11 +41,15 @@ pub enum SecretAction {
     },
 }
 
-pub(super) fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref(), &Overrides::default())?;
     let db = args.data_dir.join("hookhouse.db");
+    let bucket = match config.spool.jetstream() {
+        Some(_) => Some(bucket::bucket(&Stream::open(&config).await?).await?),
+        None => None,
+    };
     match &args.action {
-        SecretAction::New { source, config } => {
-            let config = Config::load(config.as_deref(), &Overrides::default())?;
+        SecretAction::New { source } => {
             if config.source(source).is_none() {
                 let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
                 anyhow::bail!(
@@ -51,7 +58,10 @@ pub(super) fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {
                     names.join(", ")
                 );
             }
-            let secret = secret_urls::create(&db, source)?;
+            let secret = match &bucket {
+                Some(store) => bucket::create(store, source).await?,
+                None => secret_urls::create(&db, source)?,
+            };
             println!("/hooks/{secret}");
             eprintln!(
                 "the secret URL path for source `{source}`: put it after your HTTPS host name in \
@@ -60,7 +70,11 @@ pub(super) fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {
             );
         }
         SecretAction::List => {
-            for info in secret_urls::list(&db)? {
+            let listed = match &bucket {
+                Some(store) => bucket::list(store).await?,
+                None => secret_urls::list(&db)?,
+            };
+            for info in listed {
                 println!(
                     "{}\t{}\t{}\tsha256:{}…",
                     info.id, info.source, info.created_at, info.fingerprint
@@ -68,7 +82,10 @@ pub(super) fn secret(args: &SecretArgs) -> anyhow::Result<ExitCode> {
             }
         }
         SecretAction::Revoke { id } => {
-            let info = secret_urls::revoke(&db, *id)?;
+            let info = match &bucket {
+                Some(store) => bucket::revoke(store, *id).await?,
+                None => secret_urls::revoke(&db, *id)?,
+            };
             println!("revoked secret URL {} of source `{}`", info.id, info.source);
         }
     }

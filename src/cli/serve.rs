@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::app::{App, shutdown_signal};
+use crate::app::{App, Role, shutdown_signal};
 use crate::config::{Config, Overrides};
 use crate::request::SNOWPLOW_PATH;
 
@@ -22,6 +22,9 @@ pub struct ServeArgs {
     /// Refuse to start on a warning too (a secret file or TLS key other users can read).
     #[arg(long)]
     pub strict: bool,
+    /// With a JetStream log: only receive, leaving the sinks to `hookhouse load` processes.
+    #[arg(long)]
+    pub no_load: bool,
 }
 
 impl ServeArgs {
@@ -44,32 +47,59 @@ impl ServeArgs {
 }
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    run(args, Role::Serve { load: true }).await
+}
+
+/// `hookhouse load`: the sinks of a JetStream log, and `/healthz`, `/readyz`, `/metrics`.
+pub(super) async fn load(args: ServeArgs) -> anyhow::Result<()> {
+    run(args, Role::Load).await
+}
+
+async fn run(args: ServeArgs, role: Role) -> anyhow::Result<()> {
     let config = args.load_config()?;
+    let role = match role {
+        Role::Serve { .. } => Role::Serve { load: !args.no_load },
+        Role::Load => Role::Load,
+    };
     let shutdown = shutdown_signal().context("failed to install the signal handlers")?;
-    let app = App::build(config).await?;
-    print_banner(&app);
+    let app = App::build_as(config, role).await?;
+    print_banner(&app, role);
     app.run(shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
 
 /// Tells a new user where to point Iterable.
-fn print_banner(app: &App) {
+fn print_banner(app: &App, role: Role) {
     let config = app.config();
     let scheme = if config.server.tls.is_some() { "https" } else { "http" };
     let base = format!("{scheme}://{}", app.local_addr());
-    let mut text = format!(
-        "hookhouse {} listening on {base}\n  store: {}\n",
-        env!("CARGO_PKG_VERSION"),
-        config.store.db_path().display()
-    );
-    if let Some(pg) = &config.sinks.postgres {
+    let log = match config.spool.jetstream() {
+        None => format!("store: {}", config.store.db_path().display()),
+        Some(js) => format!(
+            "request log: JetStream stream `{}` ({} replicas) on {}",
+            js.stream,
+            js.replicas,
+            js.servers.join(", ")
+        ),
+    };
+    let mut text =
+        format!("hookhouse {} listening on {base}\n  {log}\n", env!("CARGO_PKG_VERSION"));
+    if role == (Role::Serve { load: false }) {
+        text.push_str("  not loading (--no-load): `hookhouse load` processes run the sinks\n");
+    }
+    if let (Some(pg), false) = (&config.sinks.postgres, role == (Role::Serve { load: false })) {
         text.push_str(&format!(
             "  loading PostgreSQL: {} schema `{}`{} (lag: `hookhouse status`)\n",
             pg.url_masked(),
             pg.schema,
             if pg.tls { " over TLS" } else { "" }
         ));
+    }
+    if role == Role::Load {
+        text.push_str("  Health: /healthz  Readiness: /readyz  Metrics: /metrics\n");
+        println!("{text}");
+        return;
     }
     text.push_str("\n  Point Iterable's system webhooks (Integrations > Webhooks) at:\n");
     for source in &config.sources {

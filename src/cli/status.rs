@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
+use crate::config::{Config, Overrides};
+use crate::jetstream::Stream;
 use crate::spool::SpoolReader;
 
 #[derive(Debug, clap::Args)]
@@ -16,9 +18,26 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The configuration `serve` runs with: with a JetStream log, the stream and its
+    /// consumers are reported.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
-pub(super) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.config {
+        let config = Config::load(Some(file), &Overrides::default())?;
+        if config.spool.jetstream().is_some() {
+            let stream = Stream::open(&config).await?;
+            let report = crate::jetstream::status::report(&stream).await?;
+            if args.json {
+                println!("{report:#}");
+            } else {
+                crate::jetstream::status::print_text(&report);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let db = args.data_dir.join("hookhouse.db");
     let reader = SpoolReader::open(&db)?;
     let totals = reader.totals()?;

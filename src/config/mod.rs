@@ -12,12 +12,14 @@ mod file_modes;
 mod secret;
 mod sinks;
 mod source;
+mod spool;
 
 pub use file_modes::open_to_others;
 use ipnet::IpNet;
 pub use sinks::{PostgresConfig, RawPostgres, RawSinks, SinksConfig};
 pub use source::{RawPseudonymise, RawSource, SourceAuth};
 use source::{resolve_allow, resolve_auth, resolve_pseudonymise};
+pub use spool::{JetStreamConfig, NatsAuth, RawJetStream, RawSpool, SpoolConfig};
 
 use crate::pipeline::PseudonymKey;
 use crate::tls::TlsFiles;
@@ -36,6 +38,7 @@ pub struct RawConfig {
     pub store: RawStore,
     pub sources: Vec<RawSource>,
     pub sinks: RawSinks,
+    pub spool: RawSpool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +174,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
     pub sinks: SinksConfig,
+    pub spool: SpoolConfig,
     /// Problems that do not stop a start (a secret file others can read); `--strict` makes
     /// them errors.
     pub warnings: Vec<String>,
@@ -398,6 +402,7 @@ impl Config {
         }
 
         let sinks = sinks::resolve(&raw.sinks, &mut problems);
+        let spool = spool::resolve(&raw.spool, &mut problems);
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -430,6 +435,7 @@ impl Config {
             },
             sources,
             sinks,
+            spool,
             warnings,
         })
     }

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::jetstream::log::PublishError;
 use crate::spool::SpoolError;
 use crate::telemetry::SenderText;
 
@@ -48,6 +49,8 @@ pub enum ReceiveError {
     BodyBudget,
     #[error("the request could not be stored")]
     Spool(#[from] SpoolError),
+    #[error("the request could not be stored in the stream")]
+    Stream(#[from] PublishError),
 }
 
 impl ReceiveError {
@@ -70,7 +73,9 @@ impl ReceiveError {
             ReceiveError::BodyRead => StatusCode::BAD_REQUEST,
             ReceiveError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ReceiveError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ReceiveError::BodyBudget | ReceiveError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ReceiveError::BodyBudget | ReceiveError::Spool(_) | ReceiveError::Stream(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -94,6 +99,7 @@ impl ReceiveError {
             ReceiveError::HeadersTooLarge { .. } => "headers_too_large",
             ReceiveError::BodyBudget => "body_budget",
             ReceiveError::Spool(_) => "store_unavailable",
+            ReceiveError::Stream(_) => "stream_unavailable",
         }
     }
 
@@ -103,7 +109,7 @@ impl ReceiveError {
             ReceiveError::RateLimited { retry_after }
             | ReceiveError::AuthBlocked { retry_after } => Some(*retry_after),
             ReceiveError::BodyBudget | ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
-            ReceiveError::Spool(_) => Some(5),
+            ReceiveError::Spool(_) | ReceiveError::Stream(_) => Some(5),
             _ => None,
         }
     }
@@ -123,7 +129,9 @@ impl IntoResponse for ReceiveError {
             ReceiveError::Spool(SpoolError::Overloaded) => {
                 "the store is busy, retry later".to_owned()
             }
-            ReceiveError::Spool(_) => "the request could not be stored, retry later".to_owned(),
+            ReceiveError::Spool(_) | ReceiveError::Stream(_) => {
+                "the request could not be stored, retry later".to_owned()
+            }
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();

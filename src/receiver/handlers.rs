@@ -203,11 +203,11 @@ async fn try_store(
         held.add(body_len * WORK_BYTES_PER_BODY_BYTE)?;
     }
     let (accepted, stored_as) = keep_as(source, accepted).await?;
-    let receipt = state.spool.append(accepted, stored_as).await?;
+    let seq = state.log.append(accepted, stored_as).await?;
     state.metrics.accepted(&source.name);
     // Formatted directly: this answer is on every request's path, and a JSON tree for two
     // fixed keys is allocation for nothing.
-    let body = format!(r#"{{"status":"stored","seq":{}}}"#, receipt.seq);
+    let body = format!(r#"{{"status":"stored","seq":{seq}}}"#);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -264,8 +264,8 @@ pub(super) async fn healthz() -> Json<serde_json::Value> {
 
 /// `GET /readyz`: 200 only while a request sent now would be stored.
 pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.spool.is_ready() {
-        Json(json!({ "status": "ready", "queued": state.spool.queued() })).into_response()
+    if let Some(queued) = state.log.readiness().await {
+        Json(json!({ "status": "ready", "queued": queued })).into_response()
     } else {
         let mut response = (
             StatusCode::SERVICE_UNAVAILABLE,

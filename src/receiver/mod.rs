@@ -11,6 +11,7 @@ mod content_encoding;
 mod drain;
 mod error;
 mod handlers;
+mod log;
 mod normalise;
 mod rate_limit;
 mod redact;
@@ -19,6 +20,7 @@ mod request;
 mod secret_urls;
 
 pub use error::ReceiveError;
+pub use log::RequestLog;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +31,6 @@ use axum::routing::{get, post};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::request::SNOWPLOW_PATH;
-use crate::spool::Spool;
 use auth_block::AuthBlocks;
 use rate_limit::RateLimit;
 use secret_urls::SecretUrls;
@@ -38,7 +39,7 @@ use secret_urls::SecretUrls;
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
-    pub spool: Spool,
+    pub log: RequestLog,
     /// One bucket per source with a limit, by source name.
     rate_limits: HashMap<String, RateLimit>,
     secret_urls: Arc<SecretUrls>,
@@ -50,20 +51,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, spool: Spool) -> Self {
+    /// Must run inside a tokio runtime: with a JetStream log, a task keeps the secret URLs
+    /// fresh from their bucket.
+    pub fn new(config: Config, log: RequestLog) -> Self {
         let rate_limits = config
             .sources
             .iter()
             .filter_map(|s| Some((s.name.clone(), RateLimit::new(s.max_requests_per_second?))))
             .collect();
-        let secret_urls = SecretUrls::start(config.store.db_path());
+        let secret_urls = match &log {
+            RequestLog::Sqlite(_) => SecretUrls::start(config.store.db_path()),
+            RequestLog::JetStream(stream) => SecretUrls::start_from_bucket(stream.stream().clone()),
+        };
         let metrics = Metrics::new(&config.sources);
         let refusal_log = refusal_log::RefusalLog::default();
         let auth_blocks = AuthBlocks::new(config.server.auth_block);
         let body_budget = body_budget::BodyBudget::new(config.server.max_inflight_body_bytes.get());
         AppState {
             config,
-            spool,
+            log,
             rate_limits,
             secret_urls,
             metrics,
@@ -72,6 +78,16 @@ impl AppState {
             body_budget,
         }
     }
+}
+
+/// A loader's routes: health, readiness and metrics, nothing that stores.
+pub fn operations_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .with_state(state)
 }
 
 /// All routes. Methods not listed get 405 with an `Allow` header.

@@ -45,11 +45,48 @@ impl SecretUrls {
         urls
     }
 
+    /// The same table from a JetStream key-value bucket, re-read on a task until the last
+    /// handle is dropped; a bucket that cannot be read leaves the last table in place.
+    pub(super) fn start_from_bucket(stream: crate::jetstream::Stream) -> Arc<Self> {
+        use crate::jetstream::secret_urls as bucket;
+        let urls = Arc::new(SecretUrls::default());
+        let weak: Weak<SecretUrls> = Arc::downgrade(&urls);
+        tokio::spawn(async move {
+            let mut store = None;
+            loop {
+                if store.is_none() {
+                    store = bucket::bucket(&stream)
+                        .await
+                        .map_err(|err| {
+                            tracing::warn!(error = %err, "secret URLs unavailable; retrying");
+                        })
+                        .ok();
+                }
+                if let Some(found) = &store {
+                    match bucket::hashes(found).await {
+                        Ok(table) => {
+                            let Some(urls) = weak.upgrade() else { return };
+                            urls.replace(table);
+                        }
+                        Err(err) => tracing::warn!(error = %err, "failed to re-read secret URLs"),
+                    }
+                }
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(bucket::REFRESH).await;
+            }
+        });
+        urls
+    }
+
+    fn replace(&self, table: HashMap<String, (String, i64)>) {
+        *self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+    }
+
     fn refresh(&self, reader: &SpoolReader) {
         match reader.secret_url_hashes() {
-            Ok(table) => {
-                *self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
-            }
+            Ok(table) => self.replace(table),
             Err(err) => tracing::warn!(error = %err, "failed to re-read secret URLs"),
         }
     }

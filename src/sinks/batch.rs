@@ -41,11 +41,15 @@ pub struct Rows {
     pub rows: Vec<Row>,
 }
 
-/// Requests `after < seq <= through` and everything made from them.
+/// Requests `after < seq <= through` and everything made from them. From the SQLite log a
+/// batch is every request of that range; from a JetStream consumer, shared by competing
+/// loaders, it is some of them: `seqs` says which.
 #[derive(Debug)]
 pub struct Batch {
     pub after: i64,
     pub through: i64,
+    /// The requests' seqs, ascending.
+    pub seqs: Vec<i64>,
     pub raw_requests: Rows,
     pub events: Rows,
     pub journey_calls: Rows,
@@ -82,6 +86,7 @@ impl Batch {
         let mut batch = Batch {
             after,
             through,
+            seqs: requests.iter().map(|stored| stored.seq).collect(),
             raw_requests: Rows { table: &RAW_REQUESTS, rows: Vec::with_capacity(requests.len()) },
             events: Rows { table: &EVENTS, rows: Vec::with_capacity(requests.len()) },
             journey_calls: Rows { table: &JOURNEY_CALLS, rows: Vec::new() },

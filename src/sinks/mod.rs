@@ -86,6 +86,16 @@ pub enum SinkError {
     Permanent(String),
 }
 
+/// The sources' pseudonymisation keys, by source name: what the pipeline needs to make the
+/// rows of a pseudonymised request.
+pub fn source_keys(config: &Config) -> HashMap<String, PseudonymKey> {
+    config
+        .sources
+        .iter()
+        .filter_map(|source| Some((source.name.clone(), source.pseudonymise.clone()?)))
+        .collect()
+}
+
 /// Starts every configured sink on the runner; they stop when `stop` is cancelled.
 pub fn start(
     config: &Config,
@@ -94,13 +104,7 @@ pub fn start(
     stop: &CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<()> {
-    let keys: Arc<HashMap<String, PseudonymKey>> = Arc::new(
-        config
-            .sources
-            .iter()
-            .filter_map(|source| Some((source.name.clone(), source.pseudonymise.clone()?)))
-            .collect(),
-    );
+    let keys = Arc::new(source_keys(config));
     let context = runner::Context { spool, metrics, keys: &keys, stop, tracker };
     runner::start(sqlite::SqliteSink::new(spool.clone(), metrics.row_counters()), &context)?;
     if let Some(pg) = &config.sinks.postgres {

@@ -37,10 +37,10 @@ pub struct RunnerSettings {
 }
 
 /// Back-off after a retryable failure: doubles from the first step to the cap.
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-const MAX_RETRY: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(250);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(10);
 /// After a permanent failure (it needs an operator): try again this rarely.
-const PERMANENT_RETRY: Duration = Duration::from_secs(60);
+pub(crate) const PERMANENT_RETRY: Duration = Duration::from_secs(60);
 /// Once caught up, the sink wakes at every commit, and at least this often (a replay run by
 /// another process moves a cursor without a commit here).
 const IDLE_POLL: Duration = Duration::from_secs(1);

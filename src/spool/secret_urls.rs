@@ -57,16 +57,20 @@ pub fn create(db_path: &Path, source: &str) -> Result<String, SecretUrlError> {
     if live >= LIVE_PER_SOURCE {
         return Err(SecretUrlError::TooMany(source.to_owned()));
     }
-    // 256 bits from the operating system's generator, URL-safe hex.
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = hex::encode(bytes);
+    let secret = generate();
     tx.execute(
         "INSERT INTO secret_urls (source, secret_sha256, created_at) VALUES (?1, ?2, ?3)",
         params![source, sha256_hex(secret.as_bytes()), format_time(&chrono::Utc::now())],
     )?;
     tx.commit()?;
     Ok(secret)
+}
+
+/// A new secret: 256 bits from the operating system's generator, URL-safe hex.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 pub fn list(db_path: &Path) -> Result<Vec<SecretUrlInfo>, SecretUrlError> {

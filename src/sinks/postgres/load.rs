@@ -176,6 +176,7 @@ async fn load_parts(
 
 /// Deletes the rows of the batch's requests that are no longer in the batch: a replay turned
 /// them into something else (an event into a failure, say). Only for a batch loaded before.
+/// By the batch's own seqs: a batch from a shared consumer is not every request of its range.
 async fn delete_stale(
     tx: &Transaction<'_>,
     schema: &str,
@@ -187,13 +188,12 @@ async fn delete_stale(
     let Some(index) = table.position(key) else { return Ok(()) };
     let seq = table.seq_column;
     let sql = format!(
-        "DELETE FROM {schema}.{name} WHERE {seq} > $1 AND {seq} <= $2 AND NOT ({key} = ANY($3)) \
-         AND NOT ({seq} = ANY($4))",
+        "DELETE FROM {schema}.{name} WHERE {seq} = ANY($1) AND NOT ({key} = ANY($2)) \
+         AND NOT ({seq} = ANY($3))",
         name = table.name
     );
-    let (after, through) = (&batch.after, &batch.through);
     // Requests whose rows could not be made again keep the rows they have.
-    let kept = &batch.kept;
+    let (seqs, kept) = (&batch.seqs, &batch.kept);
     if table.columns[index].kind == Kind::Text {
         let keys: Vec<&str> = rows
             .iter()
@@ -202,7 +202,7 @@ async fn delete_stale(
                 _ => None,
             })
             .collect();
-        tx.execute(&sql, &[after, through, &keys, kept]).await?;
+        tx.execute(&sql, &[seqs, &keys, kept]).await?;
     } else {
         let keys: Vec<i64> = rows
             .iter()
@@ -211,7 +211,7 @@ async fn delete_stale(
                 _ => None,
             })
             .collect();
-        tx.execute(&sql, &[after, through, &keys, kept]).await?;
+        tx.execute(&sql, &[seqs, &keys, kept]).await?;
     }
     Ok(())
 }
@@ -313,8 +313,8 @@ async fn replace_failures(
     refusals: &[Refusal],
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
-        &format!("DELETE FROM {schema}.failed_events WHERE raw_seq > $1 AND raw_seq <= $2"),
-        &[&batch.after, &batch.through],
+        &format!("DELETE FROM {schema}.failed_events WHERE raw_seq = ANY($1)"),
+        &[&batch.seqs],
     )
     .await?;
     // Failures must always load: text PostgreSQL cannot hold is made safe first.
