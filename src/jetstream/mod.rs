@@ -191,7 +191,17 @@ async fn ensure_stream(
         },
     };
     let Some(existing) = existing else {
-        let created = context.create_stream(wanted).await.map_err(|e| api(&e))?;
+        let created = context.create_stream(wanted).await.map_err(|err| {
+            // JetStream reserves `max_bytes` on every replica when it creates the stream.
+            if err.to_string().contains("10047") {
+                return StreamSetupError::Api(format!(
+                    "{err}: the servers cannot reserve `spool.jetstream.max_bytes` ({}) of \
+                     storage: lower it, or raise `jetstream {{ max_file_store }}` on the servers",
+                    js.max_bytes
+                ));
+            }
+            api(&err)
+        })?;
         tracing::info!(stream = %js.stream, replicas = js.replicas, "created the JetStream stream");
         return Ok(created.cached_info().clone());
     };
