@@ -90,10 +90,9 @@ async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, Option
 /// How many rows of `table` each `messageId` has in PostgreSQL.
 async fn counts_by_id(warehouse: &Warehouse, table: &str) -> HashMap<String, i64> {
     let sql = match table {
-        "events" => format!(
-            "SELECT message_id, count(*) FROM {}.events GROUP BY 1",
-            warehouse.schema
-        ),
+        "events" => {
+            format!("SELECT message_id, count(*) FROM {}.events GROUP BY 1", warehouse.schema)
+        }
         _ => format!(
             "SELECT convert_from(body, 'UTF8')::json->'dataFields'->>'messageId', count(*) \
              FROM {}.raw_requests GROUP BY 1",
@@ -107,7 +106,12 @@ async fn counts_by_id(warehouse: &Warehouse, table: &str) -> HashMap<String, i64
 }
 
 /// Waits until every id in `ids` has a row of `events`, or fails after `limit`.
-async fn wait_loaded(warehouse: &Warehouse, ids: &[String], limit: Duration, logs: impl Fn() -> String) {
+async fn wait_loaded(
+    warehouse: &Warehouse,
+    ids: &[String],
+    limit: Duration,
+    logs: impl Fn() -> String,
+) {
     let deadline = Instant::now() + limit;
     loop {
         let counts = counts_by_id(warehouse, "events").await;
@@ -342,7 +346,10 @@ async fn a_secret_revoked_through_one_receiver_is_refused_by_the_other() {
     let revoked_at = Instant::now();
     for receiver in &receivers {
         while post(&client, &receiver.url(&path), event("after-revoke")).await.0 != 401 {
-            assert!(revoked_at.elapsed() < Duration::from_secs(3), "the revoked secret still works");
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(3),
+                "the revoked secret still works"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
