@@ -75,7 +75,7 @@ impl App {
                         "no sink to load: configure one, such as `[sinks.postgres] url = ...`"
                     );
                 }
-                (RequestLog::JetStream(StreamLog::new(stream)), None)
+                (RequestLog::JetStream(Box::new(StreamLog::new(stream))), None)
             }
         };
         let listen = config.server.listen;

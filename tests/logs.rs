@@ -152,7 +152,7 @@ async fn a_flood_of_401s_is_logged_in_a_few_lines_with_counts() {
     let mut server = Server::start(command).await;
     let (token_url, secret_url) = (server.url("/iterable/prod"), server.url("/hooks/guess-"));
     let guess = move |n: usize| {
-        let request = if n % 2 == 0 {
+        let request = if n.is_multiple_of(2) {
             client().post(&token_url).bearer_auth(format!("guess-{n}"))
         } else {
             client().post(format!("{secret_url}{n}"))

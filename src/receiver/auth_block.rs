@@ -79,16 +79,16 @@ impl AuthBlocks {
     /// Counts a failed credential or secret-URL guess from `client`.
     pub(super) fn failed(&self, client: IpAddr) {
         let Some(config) = self.config else { return };
-        if let Some(failures) = self.fail_at(client, Instant::now()) {
-            if let Some(left_out) = self.blocked_log.admit(()) {
-                tracing::warn!(
-                    client = %client,
-                    failures,
-                    block_secs = config.block_for.as_secs(),
-                    addresses_blocked_not_logged_since_last = left_out,
-                    "address blocked after repeated failed credentials"
-                );
-            }
+        if let Some(failures) = self.fail_at(client, Instant::now())
+            && let Some(left_out) = self.blocked_log.admit(())
+        {
+            tracing::warn!(
+                client = %client,
+                failures,
+                block_secs = config.block_for.as_secs(),
+                addresses_blocked_not_logged_since_last = left_out,
+                "address blocked after repeated failed credentials"
+            );
         }
     }
 

@@ -135,10 +135,10 @@ impl IntoResponse for ReceiveError {
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
-        if let ReceiveError::Unauthorized { challenge } = &self {
-            if let Ok(value) = HeaderValue::from_str(challenge) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-            }
+        if let ReceiveError::Unauthorized { challenge } = &self
+            && let Ok(value) = HeaderValue::from_str(challenge)
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
         }
         if let Some(seconds) = self.retry_after() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));

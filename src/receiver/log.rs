@@ -11,7 +11,8 @@ use super::ReceiveError;
 #[derive(Debug)]
 pub enum RequestLog {
     Sqlite(Spool),
-    JetStream(StreamLog),
+    /// Boxed: it is much larger than a spool handle.
+    JetStream(Box<StreamLog>),
 }
 
 impl RequestLog {

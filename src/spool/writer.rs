@@ -194,10 +194,10 @@ fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch
         if let Some(load) = loads.front_mut() {
             let chunk = load.chunks.pop_front();
             let result = own_transaction(&mut conn, chunk);
-            if result.is_err() || load.chunks.is_empty() {
-                if let Some(load) = loads.pop_front() {
-                    let _ = load.reply.send(result.map_err(SpoolError::SinkWrite));
-                }
+            if (result.is_err() || load.chunks.is_empty())
+                && let Some(load) = loads.pop_front()
+            {
+                let _ = load.reply.send(result.map_err(SpoolError::SinkWrite));
             }
         } else if senders_gone {
             return;

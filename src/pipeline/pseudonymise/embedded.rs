@@ -139,10 +139,10 @@ fn unescape(bytes: &[u8]) -> Option<(u8, usize)> {
         let value = (char::from(high).to_digit(16)? << 4) | char::from(low).to_digit(16)?;
         u8::try_from(value).ok().filter(|byte| (0x20..0x7f).contains(byte))
     };
-    if let [b'%', b'2', b'5', high, low, ..] = bytes {
-        if let Some(byte) = printable(*high, *low) {
-            return Some((byte, 5));
-        }
+    if let [b'%', b'2', b'5', high, low, ..] = bytes
+        && let Some(byte) = printable(*high, *low)
+    {
+        return Some((byte, 5));
     }
     match bytes {
         [b'%', high, low, ..] => printable(*high, *low).map(|byte| (byte, 3)),
