@@ -70,9 +70,11 @@ impl App {
                 let stream = Stream::open(&config).await.with_context(|| {
                     format!("failed to open the JetStream stream `{}`", js.stream)
                 })?;
-                if role == Role::Load && config.sinks.postgres.is_none() {
+                let no_sink = config.sinks.postgres.is_none() && config.sinks.sqlite_copy.is_none();
+                if role == Role::Load && no_sink {
                     anyhow::bail!(
-                        "no sink to load: configure one, such as `[sinks.postgres] url = ...`"
+                        "no sink to load: configure one, such as `[sinks.postgres] url = ...` or \
+                         `[sinks.sqlite] path = \"/var/lib/hookhouse/copy\"`"
                     );
                 }
                 (RequestLog::JetStream(Box::new(StreamLog::new(stream))), None)
@@ -139,7 +141,7 @@ impl App {
                     &state.metrics,
                     &stop_sinks,
                     &sink_tasks,
-                );
+                )?;
                 if started == 0 {
                     tracing::warn!(
                         "no sink is configured: requests stay in the stream until a \

@@ -370,3 +370,81 @@ fn servers_whose_max_payload_cannot_hold_the_largest_request_are_refused_at_star
     }
     assert!(!run.stdout.contains("listening"), "{}", run.stdout);
 }
+
+#[tokio::test]
+async fn a_local_copy_holds_the_streams_requests_and_rows_with_its_sequences() {
+    let Some(bin) = nats::server_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&bin, 1, &options());
+    let copy = dir.path().join("copy");
+    let config = write_config(
+        dir.path(),
+        &cluster,
+        1,
+        &format!("[sinks.sqlite]\npath = {:?}\n", copy.display().to_string()),
+    );
+    let receiver = Server::start(command(dir.path(), "serve", &config, "r", &["--no-load"])).await;
+    let (client, url) = (client(), receiver.url("/iterable/default"));
+    let mut seqs = Vec::new();
+    for n in 0..20 {
+        let (status, seq) = post(&client, &url, event(&format!("copy-{n}"))).await;
+        assert_eq!(status, 200);
+        seqs.push(seq.unwrap());
+    }
+    // Not an event: kept in failed_events with its reason.
+    let (status, broken_seq) = post(&client, &url, "[1, 2".to_owned()).await;
+    assert_eq!(status, 200, "a malformed body is stored, not refused");
+
+    let loader = Server::start(command(dir.path(), "load", &config, "l", &[])).await;
+    let db = copy.join("hookhouse.db");
+    let count = |sql: &str| -> i64 {
+        let Ok(conn) = rusqlite::Connection::open(&db) else { return -1 };
+        conn.query_row(sql, [], |row| row.get(0)).unwrap_or(-1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count("SELECT count(*) FROM events") < 20
+        || count("SELECT count(*) FROM failed_events") < 1
+    {
+        assert!(Instant::now() < deadline, "the copy never filled\n{}", loader.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: Vec<u64> = conn
+        .prepare("SELECT seq FROM raw_requests ORDER BY seq")
+        .unwrap()
+        .query_map([], |row| row.get::<_, i64>(0).map(|seq| seq as u64))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut expected = seqs.clone();
+    expected.push(broken_seq.unwrap());
+    assert_eq!(stored, expected, "the copy keeps the stream's sequences");
+    assert_eq!(count("SELECT count(*) FROM email_open"), 20, "the views are there");
+    let raw_seq: i64 =
+        conn.query_row("SELECT raw_seq FROM failed_events", [], |row| row.get(0)).unwrap();
+    assert_eq!(Some(raw_seq as u64), broken_seq);
+
+    // `status` reads the copy like any store.
+    let status = run_to_exit({
+        let mut status = hookhouse(dir.path());
+        status.args(["status", "--json", "--data-dir"]).arg(&copy);
+        status
+    });
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!((report["requests"].as_i64(), report["events"].as_i64()), (Some(21), Some(20)));
+
+    // A store that is a log of its own is never taken for a copy.
+    let own_log = dir.path().join("own");
+    let mut first = Server::start(process::serve(&own_log)).await;
+    assert_eq!(post(&client, &first.url("/iterable/default"), event("own")).await.0, 200);
+    first.terminate().await;
+    first.wait_exit(Duration::from_secs(15)).await;
+    let wrong = write_config(
+        dir.path(),
+        &cluster,
+        1,
+        &format!("[sinks.sqlite]\npath = {:?}\n", own_log.display().to_string()),
+    );
+    let refused = Server::start(command(dir.path(), "load", &wrong, "l2", &[])).await;
+    refused.wait_for_output("holds requests of its own").await;
+}

@@ -16,7 +16,7 @@ mod spool;
 
 pub use file_modes::open_to_others;
 use ipnet::IpNet;
-pub use sinks::{PostgresConfig, RawPostgres, RawSinks, SinksConfig};
+pub use sinks::{PostgresConfig, RawPostgres, RawSinks, RawSqliteCopy, SinksConfig};
 pub use source::{RawPseudonymise, RawSource, SourceAuth};
 use source::{resolve_allow, resolve_auth, resolve_pseudonymise};
 pub use spool::{JetStreamConfig, NatsAuth, RawJetStream, RawSpool, SpoolConfig};
@@ -403,6 +403,13 @@ impl Config {
 
         let sinks = sinks::resolve(&raw.sinks, &mut problems);
         let spool = spool::resolve(&raw.spool, &mut problems);
+        if sinks.sqlite_copy.is_some() && spool.jetstream().is_none() {
+            problems.push(
+                "`[sinks.sqlite]` is for a JetStream log (`[spool] kind = \"jetstream\"`): with \
+                 the SQLite log the embedded tables are in `hookhouse.db` already"
+                    .to_owned(),
+            );
+        }
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));

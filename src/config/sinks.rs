@@ -12,6 +12,16 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct RawSinks {
     pub postgres: Option<RawPostgres>,
+    pub sqlite: Option<RawSqliteCopy>,
+}
+
+/// `[sinks.sqlite]`: with a JetStream log, a local store holding a copy of the stream and the
+/// embedded tables (with the SQLite log, they are in `hookhouse.db` already).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSqliteCopy {
+    /// The directory of the copy's `hookhouse.db`.
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +64,8 @@ fn default_lock_timeout_secs() -> u64 {
 #[derive(Debug, Clone, Default)]
 pub struct SinksConfig {
     pub postgres: Option<PostgresConfig>,
+    /// The directory of the stream's local copy (JetStream log only).
+    pub sqlite_copy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +106,10 @@ impl PostgresConfig {
 }
 
 pub(super) fn resolve(raw: &RawSinks, problems: &mut Vec<String>) -> SinksConfig {
-    SinksConfig { postgres: raw.postgres.as_ref().and_then(|pg| resolve_postgres(pg, problems)) }
+    SinksConfig {
+        postgres: raw.postgres.as_ref().and_then(|pg| resolve_postgres(pg, problems)),
+        sqlite_copy: raw.sqlite.as_ref().map(|copy| copy.path.clone()),
+    }
 }
 
 fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<PostgresConfig> {
@@ -185,6 +200,7 @@ mod tests {
                 load_timeout_secs: default_load_timeout_secs(),
                 lock_timeout_secs: default_lock_timeout_secs(),
             }),
+            sqlite: None,
         }
     }
 

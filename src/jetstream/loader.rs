@@ -17,12 +17,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Stream, record};
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::metrics::{Metrics, SinkMetrics};
 use crate::pipeline::PseudonymKey;
 use crate::request::StoredRequest;
 use crate::sinks::runner::{FIRST_RETRY, MAX_RETRY, PERMANENT_RETRY};
+use crate::sinks::sqlite::stream_copy::StreamCopySink;
 use crate::sinks::{Batch, RunnerSettings, Sink, SinkError, postgres, source_keys};
+use crate::spool::Spool;
 use crate::telemetry::SenderText;
 
 /// Pulls wait at least this long for a batch to fill once fewer are waiting.
@@ -48,19 +50,38 @@ pub fn start(
     metrics: &Metrics,
     stop: &CancellationToken,
     tracker: &TaskTracker,
-) -> usize {
+) -> anyhow::Result<usize> {
     let keys = Arc::new(source_keys(config));
     let mut started = 0;
     if let Some(pg) = &config.sinks.postgres {
-        let loader = Loader::new(postgres::PostgresSink::new(pg.clone()), stream, metrics, &keys);
+        let sink = postgres::PostgresSink::new(pg.clone());
+        let loader = Loader::new(sink, consumer_name("postgres"), stream, metrics, &keys);
         tracker.spawn(loader.run(stop.clone()));
         started += 1;
     }
-    started
+    if let Some(dir) = &config.sinks.sqlite_copy {
+        let store = StoreConfig { data_dir: dir.clone(), ..config.store.clone() };
+        let (spool, writer) = Spool::open(&store).map_err(|err| {
+            anyhow::anyhow!("failed to open the stream's local copy in `{}`: {err}", dir.display())
+        })?;
+        let sink = StreamCopySink::new(spool, metrics.row_counters());
+        let consumer = sink.consumer_name().map_err(|err| anyhow::anyhow!("{err}"))?;
+        let loader = Loader::new(sink, consumer, stream, metrics, &keys);
+        let stop = stop.clone();
+        tracker.spawn(async move {
+            loader.run(stop).await;
+            // The loader's spool handle is gone: the writer drains and ends.
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        });
+        started += 1;
+    }
+    Ok(started)
 }
 
 struct Loader<S> {
     sink: S,
+    /// The durable consumer it pulls from.
+    consumer: String,
     settings: RunnerSettings,
     stream: Stream,
     keys: Arc<HashMap<String, PseudonymKey>>,
@@ -91,6 +112,7 @@ struct Failed {
 impl<S: Sink> Loader<S> {
     fn new(
         sink: S,
+        consumer: String,
         stream: &Stream,
         metrics: &Metrics,
         keys: &Arc<HashMap<String, PseudonymKey>>,
@@ -99,6 +121,7 @@ impl<S: Sink> Loader<S> {
             settings: sink.settings(),
             metrics: metrics.sink(sink.name()),
             sink,
+            consumer,
             stream: stream.clone(),
             keys: Arc::clone(keys),
             mean_message_bytes: 1,
@@ -115,7 +138,7 @@ impl<S: Sink> Loader<S> {
             self.metrics.clone(),
             stop.clone(),
         ));
-        tracing::info!(sink = name, consumer = %consumer_name(name), "loading from the stream");
+        tracing::info!(sink = name, consumer = %self.consumer, "loading from the stream");
         let mut retry = FIRST_RETRY;
         let mut failing = false;
         while !stop.is_cancelled() {
@@ -204,7 +227,7 @@ impl<S: Sink> Loader<S> {
         let js = &self.stream.config;
         let stream: stream::Stream =
             self.stream.context.get_stream(&js.stream).await.map_err(|err| err.to_string())?;
-        let name = consumer_name(self.sink.name());
+        let name = self.consumer.clone();
         let config = consumer::pull::Config {
             durable_name: Some(name.clone()),
             description: Some(format!("hookhouse loaders of the `{}` sink", self.sink.name())),

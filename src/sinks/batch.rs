@@ -58,6 +58,8 @@ pub struct Batch {
     /// Requests whose rows could not be made again (their body was dropped once every sink
     /// then running had loaded them): a sink keeps whatever rows it has of these.
     pub kept: Vec<i64>,
+    /// Requests whose body and query hold keyed digests already (`StoredRequest::body_hidden`).
+    pub hidden: Vec<i64>,
     /// Events and failures per source, for the counters of `/metrics`.
     pub per_source: HashMap<String, (u64, u64)>,
 }
@@ -92,6 +94,7 @@ impl Batch {
             journey_calls: Rows { table: &JOURNEY_CALLS, rows: Vec::new() },
             failures: Rows { table: &FAILED_EVENTS, rows: Vec::new() },
             kept: Vec::new(),
+            hidden: requests.iter().filter(|s| s.body_hidden).map(|s| s.seq).collect(),
             per_source: HashMap::new(),
         };
         // A resend carries an event already in the batch: its first request keeps it.

@@ -184,6 +184,11 @@ impl Spool {
     }
 
     /// A read-only connection for a sink, `status` or the secret URLs.
+    /// The store's file.
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.shared.db_path
+    }
+
     pub fn reader(&self) -> Result<SpoolReader, SpoolError> {
         SpoolReader::open(&self.shared.db_path)
     }

@@ -50,6 +50,11 @@ impl SpoolReader {
         Ok(self.conn.query_row("SELECT id FROM spool_identity", [], |row| row.get(0))?)
     }
 
+    /// The JetStream log this store is a copy of, if it is one.
+    pub fn copy_of(&self) -> Result<Option<String>, SpoolError> {
+        Ok(self.conn.query_row("SELECT copy_of FROM spool_identity", [], |row| row.get(0))?)
+    }
+
     /// A sink's cursor; `None` for a sink that was never registered.
     pub fn cursor(&self, sink: &str) -> Result<Option<Cursor>, SpoolError> {
         Ok(cursors::read(&self.conn, sink)?)

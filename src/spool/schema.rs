@@ -159,6 +159,11 @@ const MIGRATIONS: &[&str] = &[
         SELECT 'sqlite', coalesce(max(seq), 0), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
         FROM raw_requests;
     "#,
+    // 7: a store may be the local copy of a JetStream log (`[sinks.sqlite]` with `[spool] kind =
+    // "jetstream"`): its requests then carry the stream's sequences, and it names the stream.
+    r#"
+    ALTER TABLE spool_identity ADD COLUMN copy_of TEXT;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@
 //! owns these inserts and the views; the spool owns the file and its schema.
 
 pub mod replay;
+pub mod stream_copy;
 mod views;
 
 use std::sync::Arc;
