@@ -60,7 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(args) => check_config::check_config(args),
         Command::Secret(args) => secret::secret(&args).await,
         Command::Status(args) => status::status(&args).await,
-        Command::Replay(args) => tokio::task::spawn_blocking(move || replay::replay(&args)).await?,
+        Command::Replay(args) => replay::run(args).await,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;
             Ok(if summary.all_acknowledged() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

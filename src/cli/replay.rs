@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{Config, Overrides};
 use crate::iterable::parse_timestamp;
+use crate::jetstream::replay::{Range, replay as replay_range};
 use crate::sinks::sqlite::replay::replay as replay_store;
 use crate::spool::Selection;
 
@@ -26,24 +27,63 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub failed: bool,
     /// The configuration `serve` runs with: its sources' `pseudonymise` keys are needed to
-    /// replay their requests.
+    /// replay their requests. With a JetStream log, the range of the stream is loaded again
+    /// into every sink it configures.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
-pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref(), &Overrides::default())?;
+    if config.spool.jetstream().is_some() {
+        return replay_stream(&args, &config).await;
+    }
+    tokio::task::spawn_blocking(move || replay(&args, config)).await?
+}
+
+/// With a JetStream log: a range of the stream, loaded again into every configured sink.
+async fn replay_stream(args: &ReplayArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let range = match selection(args)? {
+        Selection::Seqs(from, to) => {
+            Range::Seqs(u64::try_from(from).unwrap_or(0), u64::try_from(to).unwrap_or(u64::MAX))
+        }
+        Selection::Since(time) => Range::Since(time),
+        Selection::All => Range::Seqs(0, u64::MAX),
+        Selection::Failed => anyhow::bail!(
+            "--failed reads the embedded failed_events: with a JetStream log, replay a range \
+             with --seq A..B or --since TIME"
+        ),
+    };
+    let bar = progress_bar()?;
+    let report = replay_range(config, range, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "replayed {} requests of the stream into the sinks: {} events, {} failed rows",
+        report.requests, report.events, report.failures
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar() -> anyhow::Result<ProgressBar> {
+    Ok(ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} requests  {per_sec}  eta {eta}")
+            .context("progress bar template")?,
+    ))
+}
+
+fn replay(args: &ReplayArgs, config: Config) -> anyhow::Result<ExitCode> {
     let selection = selection(args)?;
     let db = args.data_dir.join("hookhouse.db");
-    let config = Config::load(args.config.as_deref(), &Overrides::default())?;
     let keys = config
         .sources
         .into_iter()
         .filter_map(|source| Some((source.name, source.pseudonymise?)))
         .collect();
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} requests  {per_sec}  eta {eta}")
-            .context("progress bar template")?,
-    );
+    let bar = progress_bar()?;
     let report = replay_store(&db, &selection, &keys, |done, total| {
         bar.set_length(total);
         bar.set_position(done);

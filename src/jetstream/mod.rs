@@ -10,6 +10,7 @@
 pub mod loader;
 pub mod log;
 pub mod record;
+pub mod replay;
 pub mod secret_urls;
 pub mod status;
 

@@ -33,11 +33,18 @@ pub struct StreamCopySink {
     spool: Spool,
     counters: RowCounters,
     ready: bool,
+    /// `Update` for `hookhouse replay`: each request's rows are made again.
+    on_conflict: OnConflict,
 }
 
 impl StreamCopySink {
     pub fn new(spool: Spool, counters: RowCounters) -> Self {
-        StreamCopySink { spool, counters, ready: false }
+        StreamCopySink { spool, counters, ready: false, on_conflict: OnConflict::Keep }
+    }
+
+    /// For `hookhouse replay`: the rows of each request loaded replace those it had.
+    pub fn replaying(spool: Spool, counters: RowCounters) -> Self {
+        StreamCopySink { on_conflict: OnConflict::Update, ..StreamCopySink::new(spool, counters) }
     }
 
     /// The consumer of this copy: one per store, since each needs every request.
@@ -107,9 +114,9 @@ impl Sink for StreamCopySink {
     }
 
     async fn load(&mut self, batch: Arc<Batch>) -> Result<Vec<Refusal>, SinkError> {
-        let rows = Arc::clone(&batch);
+        let (rows, on_conflict) = (Arc::clone(&batch), self.on_conflict);
         self.spool
-            .write_embedded_only(Box::new(move |tx| write(tx, &rows)))
+            .write_embedded_only(Box::new(move |tx| write(tx, &rows, on_conflict)))
             .await
             .map_err(|err| SinkError::Retryable(err.to_string()))?;
         for (source, (events, failed)) in &batch.per_source {
@@ -119,8 +126,10 @@ impl Sink for StreamCopySink {
     }
 }
 
-/// The batch's requests and rows; its requests' failures replace those stored before.
-fn write(tx: &Connection, batch: &Batch) -> rusqlite::Result<()> {
+/// The batch's requests and rows; its requests' failures replace those stored before, and
+/// replaying, so do their events and journey calls (events first carried by an earlier
+/// request are updated in place).
+fn write(tx: &Connection, batch: &Batch, on_conflict: OnConflict) -> rusqlite::Result<()> {
     insert(tx, &RAW_REQUESTS, &batch.raw_requests.rows, OnConflict::Keep)?;
     let mut hide = tx.prepare_cached("UPDATE raw_requests SET body_hidden = 1 WHERE seq = ?1")?;
     for seq in &batch.hidden {
@@ -131,8 +140,14 @@ fn write(tx: &Connection, batch: &Batch) -> rusqlite::Result<()> {
     for seq in &batch.seqs {
         clear.execute([seq])?;
     }
+    if on_conflict == OnConflict::Update {
+        for seq in batch.seqs.iter().filter(|seq| !batch.kept.contains(seq)) {
+            tx.execute("DELETE FROM events WHERE raw_seq = ?1", [seq])?;
+            tx.execute("DELETE FROM journey_calls WHERE seq = ?1", [seq])?;
+        }
+    }
     for rows in [&batch.events, &batch.journey_calls, &batch.failures] {
-        insert(tx, rows.table, &rows.rows, OnConflict::Keep)?;
+        insert(tx, rows.table, &rows.rows, on_conflict)?;
     }
     Ok(())
 }
