@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use super::ServeArgs;
-use crate::config::{Config, SourceAuth};
+use crate::config::{Config, NatsAuth, SourceAuth};
 
 pub(super) fn check_config(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.load_config()?;
@@ -79,6 +79,29 @@ fn effective(config: &Config) -> Value {
                 "ca_file": pg.ca_file.as_ref().map(|path| path.display().to_string()),
                 "batch_size": pg.batch_size.get(),
             })),
+            "sqlite": config.sinks.sqlite_copy.as_ref().map(|path| json!({
+                "path": path.display().to_string(),
+            })),
+        },
+        "spool": match config.spool.jetstream() {
+            None => json!({ "kind": "sqlite" }),
+            Some(js) => json!({
+                "kind": "jetstream",
+                "servers": js.servers,
+                "stream": js.stream,
+                "replicas": js.replicas,
+                "max_bytes": js.max_bytes,
+                "max_age_days": js.max_age.as_secs() / 86_400,
+                "auth": match &js.auth {
+                    NatsAuth::None => "none",
+                    NatsAuth::CredentialsFile(_) => "credentials file",
+                    NatsAuth::Token(_) => "token (hidden)",
+                    NatsAuth::UserPassword { .. } => "user and password (hidden)",
+                },
+                "ca_file": js.ca_file.as_ref().map(|path| path.display().to_string()),
+                "publish_timeout_ms": js.publish_timeout.as_millis(),
+                "ack_wait_secs": js.ack_wait.as_secs(),
+            }),
         },
     })
 }

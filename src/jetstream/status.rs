@@ -60,7 +60,8 @@ pub async fn report(stream: &Stream) -> anyhow::Result<Value> {
 
 pub fn print_text(report: &Value) {
     let number = |key: &str| report[key].as_u64().unwrap_or(0);
-    println!("stream  {} ({})", report["stream"].as_str().unwrap_or(""), report["id"]);
+    let text = |key: &str| report[key].as_str().unwrap_or("").to_owned();
+    println!("stream  {} ({})", text("stream"), text("id"));
     println!(
         "  {} requests, {} bytes of {} (seq {} to {})",
         number("messages"),
