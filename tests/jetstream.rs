@@ -249,7 +249,7 @@ async fn a_full_stream_answers_503_and_a_resend_adds_nothing() {
     assert_eq!(statuses.last(), Some(&503), "the stream never filled: {statuses:?}");
     assert!(statuses.iter().filter(|&&s| s == 200).count() > 10, "{statuses:?}");
     let readyz = client.get(receiver.url("/readyz")).send().await.unwrap();
-    assert_eq!(readyz.status(), 200, "a full stream still answers: it is not an outage");
+    assert_eq!(readyz.status(), 503, "a full stream stores nothing: not ready");
 
     let status = run_to_exit({
         let mut status = hookhouse(dir.path());

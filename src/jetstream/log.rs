@@ -74,7 +74,8 @@ impl StreamLog {
     }
 
     /// Whether a request sent now would be acknowledged: connected, and either the last
-    /// publish succeeded or the stream answers now (its leader is elected).
+    /// publish succeeded or the stream answers now (its leader is elected) with room for the
+    /// largest request (`discard: new` refuses what does not fit).
     pub async fn is_ready(&self) -> bool {
         if self.stream.client.connection_state() != State::Connected {
             return false;
@@ -82,12 +83,20 @@ impl StreamLog {
         if !self.failing.load(Ordering::Relaxed) {
             return true;
         }
-        let probe = self.stream.context.get_stream(&self.stream.config.stream);
-        let answered = matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(_)));
-        if answered {
+        let probe = async {
+            let mut handle = self.stream.context.get_stream(&self.stream.config.stream).await?;
+            let bytes = handle.info().await?.state.bytes;
+            Ok::<u64, Box<dyn std::error::Error + Send + Sync>>(bytes)
+        };
+        let Ok(Ok(bytes)) = tokio::time::timeout(PROBE_TIMEOUT, probe).await else {
+            return false;
+        };
+        let room = u64::try_from(self.stream.config.max_bytes).unwrap_or(u64::MAX);
+        let fits = bytes.saturating_add(self.stream.largest_request as u64) <= room;
+        if fits {
             self.failing.store(false, Ordering::Relaxed);
         }
-        answered
+        fits
     }
 
     /// Requests waiting for their acknowledgement.

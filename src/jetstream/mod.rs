@@ -74,6 +74,8 @@ pub struct Stream {
     /// The stream's identity: its name and creation time, so a PostgreSQL schema loaded from
     /// it refuses a recreated stream whose sequences start again at 1.
     pub id: String,
+    /// The largest message a request of this configuration makes, at most.
+    pub largest_request: usize,
 }
 
 impl Stream {
@@ -84,12 +86,12 @@ impl Stream {
             return Err(StreamSetupError::Api("`spool.kind` is not `jetstream`".into()));
         };
         let client = connect(js).await?;
-        check_payload(&client, config)?;
+        let largest_request = check_payload(&client, config)?;
         let mut context = jetstream::new(client.clone());
         context.set_timeout(js.publish_timeout);
         let info = ensure_stream(&context, js).await?;
         let id = format!("jetstream:{}:{}", js.stream, info.created.unix_timestamp_nanos());
-        Ok(Stream { client, context, config: js.clone(), id })
+        Ok(Stream { client, context, config: js.clone(), id, largest_request })
     }
 
     /// The subject a source's requests are published on.
@@ -140,13 +142,14 @@ async fn connect(js: &JetStreamConfig) -> Result<async_nats::Client, StreamSetup
     Ok(client)
 }
 
-fn check_payload(client: &async_nats::Client, config: &Config) -> Result<(), StreamSetupError> {
+/// The largest message a request can make, if the servers accept it.
+fn check_payload(client: &async_nats::Client, config: &Config) -> Result<usize, StreamSetupError> {
     let max_payload = client.server_info().max_payload;
     let max_body = config.server.max_body_bytes;
     let head = 2 * config.server.max_header_bytes.get();
     let needed = max_body + head + ENVELOPE_SLACK;
     if needed <= max_payload {
-        return Ok(());
+        return Ok(needed);
     }
     Err(StreamSetupError::PayloadTooSmall {
         max_payload,
