@@ -189,10 +189,10 @@ async fn nothing_acknowledged_is_lost_or_doubled_when_the_leader_and_a_loader_ar
         acknowledged.len(),
         refused.len()
     );
-    // Every refusal is a 503 (or no answer in time), never another status, and only around
-    // the leader's loss.
+    // Every refusal is a 503, answered within the publish timeout (a hung receiver would show
+    // as no answer, 0), and only around the leader's loss.
     for (id, status, sent_at) in &refused {
-        assert!([503, 0].contains(status), "{id}: {status}");
+        assert_eq!(*status, 503, "{id}");
         assert!(*sent_at + Duration::from_secs(3) >= killed_at, "{id} refused before the kill");
     }
     assert!(!refused.is_empty(), "the election should have refused some requests with 503");

@@ -313,10 +313,12 @@ async fn bodies_of_many_addresses_are_stored_while_healthz_keeps_answering() {
     for post in posts {
         assert_eq!(post.await.unwrap(), 200, "after {:?}", started.elapsed());
     }
-    println!("4 posts stored in {:?}; slowest /healthz {slowest:?}", started.elapsed());
-    // One body takes over a second to pseudonymise in a debug build: a runtime blocked by it
-    // would keep /healthz waiting that long. 500 ms leaves room for a busy shared machine.
-    assert!(slowest < Duration::from_millis(500), "/healthz took {slowest:?}");
+    let stored_in = started.elapsed();
+    println!("4 posts stored in {stored_in:?}; slowest /healthz {slowest:?}");
+    // Each body's pseudonymisation takes about half the whole (four bodies on two threads), so
+    // a runtime blocked by one would keep /healthz waiting that long. An eighth of the whole
+    // catches that, and grows with it on a busy shared machine, where everything is slower.
+    assert!(slowest < stored_in / 8, "/healthz took {slowest:?} of {stored_in:?}");
     assert_eq!(app.count("SELECT count(*) FROM events"), 4);
     let url: String =
         app.db().query_row("SELECT url FROM events LIMIT 1", [], |r| r.get(0)).unwrap();
