@@ -305,10 +305,23 @@ async fn a_loader_that_was_down_catches_up_and_status_shows_its_lag() {
 
     let loader = Server::start(command(dir.path(), "load", &config, "l", &[])).await;
     wait_loaded(&warehouse, &ids, Duration::from_secs(30), || loader.output()).await;
+
+    // An operator deletes the consumer under the running loader: it makes it again (from the
+    // start of the stream, which loads nothing twice) and goes on.
+    let nats = async_nats::connect(cluster.url(0)).await.unwrap();
+    let stream = async_nats::jetstream::new(nats).get_stream("HH").await.unwrap();
+    stream.delete_consumer("hookhouse-postgres").await.unwrap();
+    for n in 0..10 {
+        let id = format!("after-delete-{n}");
+        assert_eq!(post(&client, &url, event(&id)).await.0, 200);
+        ids.push(id);
+    }
+    wait_loaded(&warehouse, &ids, Duration::from_secs(30), || loader.output()).await;
     let counts = counts_by_id(&warehouse, "events").await;
     assert!(ids.iter().all(|id| counts.get(id) == Some(&1)), "every event once: {counts:?}");
     let metrics = client.get(loader.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("postgres"), "the loader serves its sink's metrics:\n{metrics}");
+    assert!(loader.stderr().contains("cannot read the stream"), "{}", loader.output());
 }
 
 #[tokio::test]

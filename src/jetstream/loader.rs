@@ -130,7 +130,9 @@ impl<S: Sink> Loader<S> {
 
     async fn run(mut self, stop: CancellationToken) {
         let name = self.sink.name();
-        let Some((consumer, stream)) = self.consumer_until_stopped(&stop).await else { return };
+        let Some((mut consumer, stream)) = self.consumer_until_stopped(&stop).await else {
+            return;
+        };
         let lag = tokio::spawn(report_lag(
             name,
             consumer.clone(),
@@ -141,7 +143,22 @@ impl<S: Sink> Loader<S> {
         tracing::info!(sink = name, consumer = %self.consumer, "loading from the stream");
         let mut retry = FIRST_RETRY;
         let mut failing = false;
+        // After a failed pull the consumer is looked up (or made) again: one deleted by an
+        // operator, or lost with a server's state, would otherwise fail every pull for ever
+        // (async-nats issue 1584 is the streaming form of this).
+        let mut renew = false;
         while !stop.is_cancelled() {
+            if renew {
+                match self.consumer().await {
+                    Ok((renewed, _)) => {
+                        consumer = renewed;
+                        renew = false;
+                    }
+                    Err(err) => {
+                        tracing::debug!(sink = name, error = %err, "consumer not renewed yet")
+                    }
+                }
+            }
             let pause = match self.step(&consumer, &stop).await {
                 Ok(Step::Idle) => Duration::ZERO,
                 Ok(Step::Loaded { events, refused }) => {
@@ -162,7 +179,9 @@ impl<S: Sink> Loader<S> {
                     Duration::ZERO
                 }
                 Err(Failed { error, messages, in_stream }) => {
-                    if !in_stream {
+                    if in_stream {
+                        renew = true;
+                    } else {
                         self.sink.disconnect();
                     }
                     self.metrics.failures.inc();
