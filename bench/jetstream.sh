@@ -34,6 +34,7 @@
 #        NATS_SERVER=/var/tmp/hookhouse-ci-venv/bin/nats-server (>= 2.10; not Debian's 2.9)
 #        PG_URL=postgres://postgres@127.0.0.1:5432/test SCHEMA=hookhouse_js_bench
 #        MAX_BYTES=4294967296 (the stream's max_bytes, reserved on create) SAMPLE_S=0.25
+#        BATCH_SIZE= ([sinks.postgres] batch_size; unset: hookhouse's default, 5000)
 #        CATCHUP_TIMEOUT_S=300 CARGO_TARGET_DIR=...
 set -euo pipefail
 
@@ -50,6 +51,8 @@ PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
 SCHEMA=${SCHEMA:-hookhouse_js_bench}
 MAX_BYTES=${MAX_BYTES:-4294967296}
 SAMPLE_S=${SAMPLE_S:-0.25}
+# [sinks.postgres] batch_size; empty: hookhouse's default (5000).
+BATCH_SIZE=${BATCH_SIZE:-}
 STREAM=HOOKHOUSE_BENCH
 BODY_SCRIPT=$(body_script realistic)
 LAG_SINK=postgres
@@ -194,6 +197,7 @@ write_config() {
       echo '[sinks.postgres]'
       echo "url = \"$PG_URL\""
       echo "schema = \"$SCHEMA\""
+      [[ -z $BATCH_SIZE ]] || echo "batch_size = $BATCH_SIZE"
     fi
   } >"$file"
 }
@@ -226,6 +230,16 @@ loaded_total() {
     sum=$((sum + ${value:-0}))
   done
   echo "$sum"
+}
+
+# staged_rows: `events` rows the loaders' sessions put through their staging table (the merge
+# path of a batch that starts before the progress mark another loader already moved past),
+# from PostgreSQL's statistics of the session-local tables; read while the loaders are still
+# connected, a second after their last commit (backends report statistics when idle, at most
+# once a second).
+staged_rows() {
+  sleep 1.2
+  pg "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_all_tables WHERE relname = 'hookhouse_stage_events'"
 }
 
 # --- CPU --------------------------------------------------------------------------------------
@@ -385,8 +399,9 @@ run_drain() {
   # The loaders started after the first snapshot: all their CPU time is this drain's.
   cpu_snapshot "$LOG_DIR/cpu-$case.after" "nats=${NATS_PIDS[*]}" "loaders=${LOADER_PIDS[*]}" \
     "postgres=$(postgres_pids)"
-  local cpu
+  local cpu staged
   cpu=$(cpu_report "$LOG_DIR/cpu-$case.before" "$LOG_DIR/cpu-$case.after" "$seconds")
+  staged=$(staged_rows)
   for i in "${!LOADER_PIDS[@]}"; do stop_pid "loader $((i + 1))" "${LOADER_PIDS[i]}"; done
   rows=$(pg "SELECT count(*) FROM $SCHEMA.events")
   ((rows == stored)) || die "PostgreSQL has $rows events, the stream $stored requests (one each expected)"
@@ -394,7 +409,7 @@ run_drain() {
   pg "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1
   record "$case loaders=$LOADERS backlog=$stored drain_s=$seconds" \
     "drain_events_per_s=$(awk -v n="$stored" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }')" \
-    "fill_rps=$(field "$fields" rps) $cpu"
+    "fill_rps=$(field "$fields" rps) staged_rows=$staged $cpu"
 }
 
 # run_e2e: a receiver and LOADERS loaders on a 3-node cluster into a fresh schema.
@@ -456,8 +471,9 @@ run_e2e() {
   wait "$sampler" 2>/dev/null || true
   reaped "$sampler"
 
-  local loaded_end
+  local loaded_end staged
   loaded_end=$(loaded_total "${loader_ports[@]}")
+  staged=$(staged_rows)
   stop_pid receiver "$pid"
   for i in "${!loader_pids[@]}"; do stop_pid "loader $((i + 1))" "${loader_pids[i]}"; done
   stored=$(stream_messages "$config") || die "cannot read the stream's state"
@@ -494,7 +510,7 @@ EOF
     "pg_events=$((rows - rows_before)) loaded_during_load_per_s=$during" \
     "loaded_until_caught_up_per_s=$(awk -v n="$((rows - rows_before))" -v s="$total_s" \
       'BEGIN { printf "%.0f", n / s }') loaded_metric_total=$((loaded_end - loaded_before))" \
-    "catchup_s=$catchup $lag"
+    "catchup_s=$catchup staged_rows=$staged $lag"
 }
 
 # --- report -----------------------------------------------------------------------------------
@@ -512,8 +528,8 @@ print_report() {
     "wrk $(wrk --version 2>&1 | awk 'NR == 1 { print $2 }')"
   wrk_command "$CONNS" "$DURATION" "$BODY_SCRIPT" '<port>'
   echo "command: ${WRK_CMD[*]}"
-  echo "stream: $STREAM, max_bytes $MAX_BYTES; loaders: $LOADERS, [sinks.postgres] defaults" \
-    "(batch_size 5000); lag sampled every ${SAMPLE_S}s (gauge refreshed every 1 s)"
+  echo "stream: $STREAM, max_bytes $MAX_BYTES; loaders: $LOADERS, [sinks.postgres]" \
+    "(batch_size ${BATCH_SIZE:-5000 (default)}); lag sampled every ${SAMPLE_S}s (gauge refreshed every 1 s)"
   echo "cores: CPU time of each group of processes over wrk's run; machine busy and iowait are" \
     "the whole machine's, other users' work on it included; the rest of busy is mostly wrk"
   echo
@@ -549,14 +565,15 @@ for r in e2e:
           f"loaded while wrk ran, {int(r['loaded_until_caught_up_per_s']):,} events/s from wrk's start "
           f"until caught up ({int(r['pg_events']):,} events); sink lag during the load: max "
           f"{r['lag_max_s']} s, p99 {r['lag_p99_s']} s, p95 {r['lag_p95_s']} s, median {r['lag_p50_s']} s "
-          f"({r['lag_samples']} samples); caught up {r['catchup_s']} s after wrk ended")
+          f"({r['lag_samples']} samples); caught up {r['catchup_s']} s after wrk ended; "
+          f"{int(r['staged_rows']):,} of the events went through the staging tables")
 for r in rows:
     if r["case"] == "drain":
         cpu = ", ".join(f"{g} {r[f'cpu_{g}']}" for g in ("loaders", "postgres", "nats") if f"cpu_{g}" in r)
         print()
         print(f"drain ({r['loaders']} loaders, no receiver or wrk running): {int(r['backlog']):,} requests "
               f"(filled at {float(r['fill_rps']):,.0f} rps) loaded in {r['drain_s']} s = "
-              f"{int(r['drain_events_per_s']):,} events/s; cores: {cpu}, machine busy "
+              f"{int(r['drain_events_per_s']):,} events/s ({int(r['staged_rows']):,} events staged); cores: {cpu}, machine busy "
               f"{r['cpu_machine_busy']}, iowait {r['cpu_machine_iowait']}")
 
 print()
