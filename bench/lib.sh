@@ -25,6 +25,10 @@ SAMPLER_PID=""
 DATA_DIR=""
 LOG_DIR=""
 CLEANUP_FILES=()
+# Further processes a caller starts (bench/jetstream.sh: NATS servers, receivers, loaders):
+# `spawned PID` adds one, `reaped PID` takes it off once waited for, so that cleanup never
+# signals a reused pid. Killed with SIGKILL if still running when the script ends.
+CLEANUP_PIDS=()
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -35,6 +39,10 @@ die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 cleanup() {
   local status=$?
   stop_lag_sampler
+  local pid
+  for pid in "${CLEANUP_PIDS[@]}"; do
+    is_running "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  done
   if [[ -n $SERVER_PID ]] && is_running "$SERVER_PID"; then
     kill -KILL "$SERVER_PID" 2>/dev/null || true
   fi
@@ -49,6 +57,13 @@ trap cleanup EXIT
 # A signal ends the script through `exit`, so the EXIT trap runs with a failing status.
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+spawned() { CLEANUP_PIDS+=("$1"); }
+reaped() {
+  local pid kept=()
+  for pid in "${CLEANUP_PIDS[@]}"; do [[ $pid == "$1" ]] || kept+=("$pid"); done
+  CLEANUP_PIDS=(${kept[@]+"${kept[@]}"})
+}
 
 # --- setup ------------------------------------------------------------------------------------
 
