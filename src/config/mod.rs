@@ -401,8 +401,8 @@ impl Config {
             }
         }
 
-        let sinks = sinks::resolve(&raw.sinks, &mut problems);
         let spool = spool::resolve(&raw.spool, &mut problems);
+        let sinks = sinks::resolve(&raw.sinks, spool.jetstream().is_some(), &mut problems);
         if sinks.sqlite_copy.is_some() && spool.jetstream().is_none() {
             problems.push(
                 "`[sinks.sqlite]` is for a JetStream log (`[spool] kind = \"jetstream\"`): with \

@@ -31,9 +31,10 @@ pub struct RawPostgres {
     pub url: String,
     #[serde(default = "default_schema")]
     pub schema: String,
-    /// Requests (Iterable sends one event each) loaded per transaction.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: u64,
+    /// Requests (Iterable sends one event each) loaded per transaction [default: 5000 from
+    /// the SQLite log, 1000 from a JetStream log].
+    #[serde(default)]
+    pub batch_size: Option<u64>,
     /// The longest one load (or connect) may take before it counts as a failure.
     #[serde(default = "default_load_timeout_secs")]
     pub load_timeout_secs: u64,
@@ -49,9 +50,12 @@ fn default_schema() -> String {
     "hookhouse".to_owned()
 }
 
-fn default_batch_size() -> u64 {
-    5_000
-}
+/// From the SQLite log one loader reads in order, and larger transactions load faster.
+const BATCH_SIZE_FROM_SQLITE: u64 = 5_000;
+/// From a JetStream log loaders take turns at PostgreSQL, and a loader waiting for its turn
+/// holds its whole batch unloaded: 1,000 kept the lag at 0.36 s where 5,000 gave up to 3.2 s,
+/// at the same rate (BENCHMARKS.md, bench/jetstream.sh).
+const BATCH_SIZE_FROM_JETSTREAM: u64 = 1_000;
 
 fn default_load_timeout_secs() -> u64 {
     120
@@ -105,14 +109,26 @@ impl PostgresConfig {
     }
 }
 
-pub(super) fn resolve(raw: &RawSinks, problems: &mut Vec<String>) -> SinksConfig {
+/// `from_jetstream`: the log is a JetStream stream, which sets some defaults.
+pub(super) fn resolve(
+    raw: &RawSinks,
+    from_jetstream: bool,
+    problems: &mut Vec<String>,
+) -> SinksConfig {
     SinksConfig {
-        postgres: raw.postgres.as_ref().and_then(|pg| resolve_postgres(pg, problems)),
+        postgres: raw
+            .postgres
+            .as_ref()
+            .and_then(|pg| resolve_postgres(pg, from_jetstream, problems)),
         sqlite_copy: raw.sqlite.as_ref().map(|copy| copy.path.clone()),
     }
 }
 
-fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<PostgresConfig> {
+fn resolve_postgres(
+    raw: &RawPostgres,
+    from_jetstream: bool,
+    problems: &mut Vec<String>,
+) -> Option<PostgresConfig> {
     // Resolved first, but the other keys are checked even when it fails: every problem at once.
     let url = super::secret::resolve("`sinks.postgres.url`", &raw.url, problems);
     let tls = url.as_ref().is_some_and(|url| {
@@ -148,11 +164,12 @@ fn resolve_postgres(raw: &RawPostgres, problems: &mut Vec<String>) -> Option<Pos
             raw.schema
         ));
     }
-    let batch_size = usize::try_from(raw.batch_size).ok().and_then(NonZeroUsize::new);
+    let default = if from_jetstream { BATCH_SIZE_FROM_JETSTREAM } else { BATCH_SIZE_FROM_SQLITE };
+    let requested = raw.batch_size.unwrap_or(default);
+    let batch_size = usize::try_from(requested).ok().and_then(NonZeroUsize::new);
     if batch_size.is_none() {
         problems.push(format!(
-            "`sinks.postgres.batch_size` must be a positive integer, not {}",
-            raw.batch_size
+            "`sinks.postgres.batch_size` must be a positive integer, not {requested}"
         ));
     }
     if raw.load_timeout_secs == 0 || raw.lock_timeout_secs == 0 {
@@ -195,7 +212,7 @@ mod tests {
             postgres: Some(RawPostgres {
                 url: url.to_owned(),
                 schema: schema.to_owned(),
-                batch_size,
+                batch_size: Some(batch_size),
                 ca_file: None,
                 load_timeout_secs: default_load_timeout_secs(),
                 lock_timeout_secs: default_lock_timeout_secs(),
@@ -209,7 +226,7 @@ mod tests {
         let mut problems = Vec::new();
         let mut sinks = raw("postgres://u:hunter2@/db", "Bad-Name", 0);
         sinks.postgres.as_mut().unwrap().ca_file = Some("/nonexistent/ca.pem".into());
-        resolve(&sinks, &mut problems);
+        resolve(&sinks, false, &mut problems);
         let text = problems.join("\n");
         for needle in ["sslmode=require", "not a file", "`Bad-Name`", "batch_size"] {
             assert!(text.contains(needle), "missing {needle} in {text}");
@@ -220,7 +237,7 @@ mod tests {
     #[test]
     fn an_unset_url_variable_does_not_hide_the_other_problems() {
         let mut problems = Vec::new();
-        resolve(&raw("env:HOOKHOUSE_TEST_UNSET_PG_URL", "Bad", 0), &mut problems);
+        resolve(&raw("env:HOOKHOUSE_TEST_UNSET_PG_URL", "Bad", 0), false, &mut problems);
         let text = problems.join("\n");
         for needle in ["HOOKHOUSE_TEST_UNSET_PG_URL", "`Bad`", "batch_size"] {
             assert!(text.contains(needle), "missing {needle} in {text}");
@@ -228,10 +245,25 @@ mod tests {
     }
 
     #[test]
+    fn the_default_batch_size_follows_the_log() {
+        let mut sinks = raw("postgres://u@db/wh", "hh", 1);
+        sinks.postgres.as_mut().unwrap().batch_size = None;
+        let mut problems = Vec::new();
+        let size = |from_jetstream, problems: &mut Vec<String>| {
+            resolve(&sinks, from_jetstream, problems).postgres.unwrap().batch_size.get()
+        };
+        assert_eq!((size(false, &mut problems), size(true, &mut problems)), (5_000, 1_000));
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
     fn the_masked_url_hides_the_password() {
         let mut problems = Vec::new();
-        let config =
-            resolve(&raw("postgres://u:hunter2@db.internal:6543/wh", "hh", 10), &mut problems);
+        let config = resolve(
+            &raw("postgres://u:hunter2@db.internal:6543/wh", "hh", 10),
+            false,
+            &mut problems,
+        );
         assert!(problems.is_empty(), "{problems:?}");
         let masked = config.postgres.unwrap().url_masked();
         assert_eq!(masked, "postgres://u:***@db.internal:6543/wh");
