@@ -34,7 +34,7 @@
 #        NATS_SERVER=/var/tmp/hookhouse-ci-venv/bin/nats-server (>= 2.10; not Debian's 2.9)
 #        PG_URL=postgres://postgres@127.0.0.1:5432/test SCHEMA=hookhouse_js_bench
 #        MAX_BYTES=4294967296 (the stream's max_bytes, reserved on create) SAMPLE_S=0.25
-#        BATCH_SIZE= ([sinks.postgres] batch_size; unset: hookhouse's default, 5000)
+#        BATCH_SIZE= ([sinks.postgres] batch_size; unset: hookhouse's default, 1000 from a JetStream log)
 #        CATCHUP_TIMEOUT_S=300 CARGO_TARGET_DIR=...
 set -euo pipefail
 
@@ -51,7 +51,7 @@ PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
 SCHEMA=${SCHEMA:-hookhouse_js_bench}
 MAX_BYTES=${MAX_BYTES:-4294967296}
 SAMPLE_S=${SAMPLE_S:-0.25}
-# [sinks.postgres] batch_size; empty: hookhouse's default (5000).
+# [sinks.postgres] batch_size; empty: hookhouse's default (1000 from a JetStream log).
 BATCH_SIZE=${BATCH_SIZE:-}
 STREAM=HOOKHOUSE_BENCH
 BODY_SCRIPT=$(body_script realistic)
@@ -529,7 +529,7 @@ print_report() {
   wrk_command "$CONNS" "$DURATION" "$BODY_SCRIPT" '<port>'
   echo "command: ${WRK_CMD[*]}"
   echo "stream: $STREAM, max_bytes $MAX_BYTES; loaders: $LOADERS, [sinks.postgres]" \
-    "(batch_size ${BATCH_SIZE:-5000 (default)}); lag sampled every ${SAMPLE_S}s (gauge refreshed every 1 s)"
+    "(batch_size ${BATCH_SIZE:-1000 (default)}); lag sampled every ${SAMPLE_S}s (gauge refreshed every 1 s)"
   echo "cores: CPU time of each group of processes over wrk's run; machine busy and iowait are" \
     "the whole machine's, other users' work on it included; the rest of busy is mostly wrk"
   echo
