@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{self, PullConsumer};
@@ -21,7 +21,7 @@ use crate::config::{Config, StoreConfig};
 use crate::metrics::{Metrics, SinkMetrics};
 use crate::pipeline::PseudonymKey;
 use crate::request::StoredRequest;
-use crate::sinks::runner::{FIRST_RETRY, MAX_RETRY, PERMANENT_RETRY};
+use crate::sinks::runner::{FIRST_RETRY, MAX_RETRY, PERMANENT_RETRY, ProgressReport};
 use crate::sinks::sqlite::stream_copy::StreamCopySink;
 use crate::sinks::{Batch, RunnerSettings, Sink, SinkError, postgres, source_keys};
 use crate::spool::Spool;
@@ -34,8 +34,6 @@ const MIN_WAIT: Duration = Duration::from_millis(50);
 const MAX_ACK_PENDING: i64 = 100_000;
 /// How often the lag gauges are refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(1);
-/// How often the loader logs its progress.
-const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// The durable consumer name of a sink.
 pub fn consumer_name(sink: &str) -> String {
@@ -454,8 +452,7 @@ async fn report_lag(
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(GAUGE_EVERY);
-    let mut last_report = Instant::now();
-    let mut loaded_at_report = metrics.loaded.get();
+    let mut report = ProgressReport::new(&metrics);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -467,21 +464,7 @@ async fn report_lag(
         let seconds = if behind == 0 { 0.0 } else { waited_seconds(&stream, oldest).await };
         metrics.lag_requests.set(i64::try_from(behind).unwrap_or(i64::MAX));
         metrics.lag_seconds.set(seconds);
-        if last_report.elapsed() >= REPORT_EVERY {
-            let loaded = metrics.loaded.get();
-            let rate = (loaded - loaded_at_report) as f64 / last_report.elapsed().as_secs_f64();
-            if loaded > loaded_at_report || behind > 0 {
-                tracing::info!(
-                    sink = name,
-                    events_per_sec = rate.round(),
-                    lag_requests = behind,
-                    lag_seconds = seconds,
-                    "sink progress"
-                );
-            }
-            loaded_at_report = loaded;
-            last_report = Instant::now();
-        }
+        report.tick(name, &metrics, behind, seconds);
     }
 }
 

@@ -11,26 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use super::Stream;
 use crate::request::{format_time, sha256_hex};
-use crate::spool::secret_urls::{LIVE_PER_SOURCE, SecretUrlInfo, generate};
+use crate::spool::secret_urls::{LIVE_PER_SOURCE, SecretUrlError, SecretUrlInfo, generate};
 
 /// How often a receiver re-reads the bucket: `secret revoke` takes effect within this.
 pub const REFRESH: Duration = Duration::from_millis(500);
 
-#[derive(Debug, thiserror::Error)]
-pub enum SecretBucketError {
-    #[error("the secret URL bucket: {0}")]
-    Bucket(String),
-    #[error(
-        "source `{0}` already has {LIVE_PER_SOURCE} live secret URLs: revoke one first \
-         (`hookhouse secret list`, then `hookhouse secret revoke --id N`)"
-    )]
-    TooMany(String),
-    #[error("no secret URL with id {0}")]
-    NoSuchId(i64),
-}
-
-fn bucket_error(err: impl std::fmt::Display) -> SecretBucketError {
-    SecretBucketError::Bucket(err.to_string())
+/// The bucket's errors are the store's (`SecretUrlError`), so `hookhouse secret` says the
+/// same either way.
+fn bucket_error(err: impl std::fmt::Display) -> SecretUrlError {
+    SecretUrlError::Bucket(err.to_string())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,7 +29,7 @@ struct Value {
 }
 
 /// The bucket of `stream`, created (with the stream's replicas) if missing.
-pub async fn bucket(stream: &Stream) -> Result<kv::Store, SecretBucketError> {
+pub async fn bucket(stream: &Stream) -> Result<kv::Store, SecretUrlError> {
     let name = format!("{}_secret_urls", stream.config.stream);
     if let Ok(store) = stream.context.get_key_value(&name).await {
         return Ok(store);
@@ -60,7 +49,7 @@ pub async fn bucket(stream: &Stream) -> Result<kv::Store, SecretBucketError> {
 }
 
 /// Every live secret: (hash, id, value).
-async fn entries(store: &kv::Store) -> Result<Vec<(String, i64, Value)>, SecretBucketError> {
+async fn entries(store: &kv::Store) -> Result<Vec<(String, i64, Value)>, SecretUrlError> {
     let mut keys = store.keys().await.map_err(bucket_error)?;
     let mut found = Vec::new();
     while let Some(key) = keys.next().await {
@@ -79,10 +68,10 @@ async fn entries(store: &kv::Store) -> Result<Vec<(String, i64, Value)>, SecretB
 }
 
 /// Makes a new secret for `source` and returns it; only its hash is stored.
-pub async fn create(store: &kv::Store, source: &str) -> Result<String, SecretBucketError> {
+pub async fn create(store: &kv::Store, source: &str) -> Result<String, SecretUrlError> {
     let live = entries(store).await?.iter().filter(|(_, _, value)| value.source == source).count();
     if live >= LIVE_PER_SOURCE as usize {
-        return Err(SecretBucketError::TooMany(source.to_owned()));
+        return Err(SecretUrlError::TooMany(source.to_owned()));
     }
     let secret = generate();
     let value = Value { source: source.to_owned(), created_at: format_time(&chrono::Utc::now()) };
@@ -91,7 +80,7 @@ pub async fn create(store: &kv::Store, source: &str) -> Result<String, SecretBuc
     Ok(secret)
 }
 
-pub async fn list(store: &kv::Store) -> Result<Vec<SecretUrlInfo>, SecretBucketError> {
+pub async fn list(store: &kv::Store) -> Result<Vec<SecretUrlInfo>, SecretUrlError> {
     Ok(entries(store)
         .await?
         .into_iter()
@@ -104,20 +93,18 @@ pub async fn list(store: &kv::Store) -> Result<Vec<SecretUrlInfo>, SecretBucketE
         .collect())
 }
 
-pub async fn revoke(store: &kv::Store, id: i64) -> Result<SecretUrlInfo, SecretBucketError> {
+pub async fn revoke(store: &kv::Store, id: i64) -> Result<SecretUrlInfo, SecretUrlError> {
     let info = list(store).await?.into_iter().find(|info| info.id == id);
-    let info = info.ok_or(SecretBucketError::NoSuchId(id))?;
+    let info = info.ok_or(SecretUrlError::NoSuchId(id))?;
     let entries = entries(store).await?;
     let hash = entries.iter().find(|(_, entry_id, _)| *entry_id == id).map(|(hash, _, _)| hash);
-    let hash = hash.ok_or(SecretBucketError::NoSuchId(id))?;
+    let hash = hash.ok_or(SecretUrlError::NoSuchId(id))?;
     store.purge(hash).await.map_err(bucket_error)?;
     Ok(info)
 }
 
 /// Every live secret's hash and its (source, id), for the receiver's lookup table.
-pub async fn hashes(
-    store: &kv::Store,
-) -> Result<HashMap<String, (String, i64)>, SecretBucketError> {
+pub async fn hashes(store: &kv::Store) -> Result<HashMap<String, (String, i64)>, SecretUrlError> {
     Ok(entries(store)
         .await?
         .into_iter()

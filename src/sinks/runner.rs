@@ -395,8 +395,7 @@ async fn report_lag(
     };
     let started = Instant::now();
     let mut ticks = tokio::time::interval(GAUGE_EVERY);
-    let mut last_report = Instant::now();
-    let mut loaded_at_report = metrics.loaded.get();
+    let mut report = ProgressReport::new(&metrics);
     let mut warned_attempt = 0;
     loop {
         tokio::select! {
@@ -424,21 +423,38 @@ async fn report_lag(
                 );
             }
         }
-        if last_report.elapsed() >= REPORT_EVERY {
-            let loaded = metrics.loaded.get();
-            let rate = (loaded - loaded_at_report) as f64 / last_report.elapsed().as_secs_f64();
-            // An idle sink says nothing.
-            if loaded > loaded_at_report || requests > 0 {
-                tracing::info!(
-                    sink = name,
-                    events_per_sec = rate.round(),
-                    lag_requests = requests,
-                    lag_seconds = seconds,
-                    "sink progress"
-                );
-            }
-            loaded_at_report = loaded;
-            last_report = Instant::now();
+        report.tick(name, &metrics, requests, seconds);
+    }
+}
+
+/// The line a sink logs every [`REPORT_EVERY`]: its rate and lag. An idle sink says nothing.
+pub(crate) struct ProgressReport {
+    since: Instant,
+    loaded_then: u64,
+}
+
+impl ProgressReport {
+    pub(crate) fn new(metrics: &SinkMetrics) -> Self {
+        ProgressReport { since: Instant::now(), loaded_then: metrics.loaded.get() }
+    }
+
+    /// Called every gauge refresh with the lag just measured; logs when a report is due.
+    pub(crate) fn tick(&mut self, name: &str, metrics: &SinkMetrics, requests: u64, seconds: f64) {
+        if self.since.elapsed() < REPORT_EVERY {
+            return;
         }
+        let loaded = metrics.loaded.get();
+        let rate = (loaded - self.loaded_then) as f64 / self.since.elapsed().as_secs_f64();
+        if loaded > self.loaded_then || requests > 0 {
+            tracing::info!(
+                sink = name,
+                events_per_sec = rate.round(),
+                lag_requests = requests,
+                lag_seconds = seconds,
+                "sink progress"
+            );
+        }
+        self.loaded_then = loaded;
+        self.since = Instant::now();
     }
 }

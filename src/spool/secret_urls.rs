@@ -25,6 +25,8 @@ pub enum SecretUrlError {
     TooMany(String),
     #[error("no secret URL with id {0}")]
     NoSuchId(i64),
+    #[error("the secret URL bucket: {0}")]
+    Bucket(String),
     #[error("failed to read or write the store")]
     Sqlite(#[from] rusqlite::Error),
 }
