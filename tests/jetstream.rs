@@ -62,6 +62,14 @@ fn command(dir: &Path, role: &str, config: &Path, name: &str, extra: &[&str]) ->
     command
 }
 
+/// `hookhouse ARGS... PATH` run to its exit (the path ends the arguments: a file or a
+/// directory).
+fn cli(dir: &Path, args: &[&str], path: &Path) -> process::Finished {
+    let mut command = hookhouse(dir);
+    command.args(args).arg(path);
+    run_to_exit(command)
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }
@@ -251,11 +259,7 @@ async fn a_full_stream_answers_503_and_a_resend_adds_nothing() {
     let readyz = client.get(receiver.url("/readyz")).send().await.unwrap();
     assert_eq!(readyz.status(), 503, "a full stream stores nothing: not ready");
 
-    let status = run_to_exit({
-        let mut status = hookhouse(dir.path());
-        status.args(["status", "--json", "--config"]).arg(&config);
-        status
-    });
+    let status = cli(dir.path(), &["status", "--json", "--config"], &config);
     assert!(status.status.success(), "{}", status.stderr);
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     let stored = statuses.iter().filter(|&&s| s == 200).count() as u64 + 1;
@@ -291,11 +295,7 @@ async fn a_loader_that_was_down_catches_up_and_status_shows_its_lag() {
         assert_eq!(post(&client, &url, event(&id)).await.0, 200);
         ids.push(id);
     }
-    let status = run_to_exit({
-        let mut status = hookhouse(dir.path());
-        status.args(["status", "--json", "--config"]).arg(&config);
-        status
-    });
+    let status = cli(dir.path(), &["status", "--json", "--config"], &config);
     assert!(status.status.success(), "{}", status.stderr);
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     let consumer = &report["consumers"][0];
@@ -438,11 +438,7 @@ async fn a_local_copy_holds_the_streams_requests_and_rows_with_its_sequences() {
     assert_eq!(Some(raw_seq as u64), broken_seq);
 
     // `status` reads the copy like any store.
-    let status = run_to_exit({
-        let mut status = hookhouse(dir.path());
-        status.args(["status", "--json", "--data-dir"]).arg(&copy);
-        status
-    });
+    let status = cli(dir.path(), &["status", "--json", "--data-dir"], &copy);
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!((report["requests"].as_i64(), report["events"].as_i64()), (Some(21), Some(20)));
 
@@ -511,11 +507,7 @@ async fn replay_loads_a_range_of_the_stream_again_into_every_sink() {
         .execute("DELETE FROM events WHERE message_id = 'replay-6'", [])
         .unwrap();
 
-    let replay = run_to_exit({
-        let mut replay = hookhouse(dir.path());
-        replay.args(["replay", "--seq", "1..", "--config"]).arg(&config);
-        replay
-    });
+    let replay = cli(dir.path(), &["replay", "--seq", "1..", "--config"], &config);
     assert!(replay.status.success(), "{}", replay.stderr);
     assert!(replay.stdout.contains("replayed 30 requests"), "{}", replay.stdout);
 
@@ -530,11 +522,7 @@ async fn replay_loads_a_range_of_the_stream_again_into_every_sink() {
     assert_eq!(email, "replay-5@example.com", "the replayed row is what the pipeline makes");
     assert_eq!(copy_events(), 30, "the copy has its rows again");
 
-    let failed = run_to_exit({
-        let mut replay = hookhouse(dir.path());
-        replay.args(["replay", "--failed", "--config"]).arg(&config);
-        replay
-    });
+    let failed = cli(dir.path(), &["replay", "--failed", "--config"], &config);
     assert_eq!(failed.status.code(), Some(1));
     assert!(failed.stderr.contains("--seq A..B or --since"), "{}", failed.stderr);
 }
