@@ -16,7 +16,9 @@ mod spool;
 
 pub use file_modes::open_to_others;
 use ipnet::IpNet;
-pub use sinks::{PostgresConfig, RawPostgres, RawSinks, RawSqliteCopy, SinksConfig};
+pub use sinks::{
+    ParquetConfig, PostgresConfig, RawParquet, RawPostgres, RawSinks, RawSqliteCopy, SinksConfig,
+};
 pub use source::{RawPseudonymise, RawSource, SourceAuth};
 use source::{resolve_allow, resolve_auth, resolve_pseudonymise};
 pub use spool::{JetStreamConfig, NatsAuth, RawJetStream, RawSpool, SpoolConfig};

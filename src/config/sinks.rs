@@ -13,6 +13,36 @@ use serde::{Deserialize, Serialize};
 pub struct RawSinks {
     pub postgres: Option<RawPostgres>,
     pub sqlite: Option<RawSqliteCopy>,
+    pub parquet: Option<RawParquet>,
+}
+
+/// `[sinks.parquet]`: a Parquet lake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParquet {
+    /// A directory.
+    pub url: String,
+    /// A file is closed at most this long after its first row.
+    #[serde(default = "default_max_file_age_secs")]
+    pub max_file_age_secs: u64,
+    /// ... or once its requests' bodies reach about this size.
+    #[serde(default = "default_target_file_mb")]
+    pub target_file_mb: u64,
+}
+
+fn default_max_file_age_secs() -> u64 {
+    60
+}
+
+fn default_target_file_mb() -> u64 {
+    128
+}
+
+#[derive(Debug, Clone)]
+pub struct ParquetConfig {
+    pub root: PathBuf,
+    pub max_file_age: Duration,
+    pub target_bytes: usize,
 }
 
 /// `[sinks.sqlite]`: with a JetStream log, a local store holding a copy of the stream and the
@@ -70,6 +100,7 @@ pub struct SinksConfig {
     pub postgres: Option<PostgresConfig>,
     /// The directory of the stream's local copy (JetStream log only).
     pub sqlite_copy: Option<PathBuf>,
+    pub parquet: Option<ParquetConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,7 +152,44 @@ pub(super) fn resolve(
             .as_ref()
             .and_then(|pg| resolve_postgres(pg, from_jetstream, problems)),
         sqlite_copy: raw.sqlite.as_ref().map(|copy| copy.path.clone()),
+        parquet: raw
+            .parquet
+            .as_ref()
+            .and_then(|lake| resolve_parquet(lake, from_jetstream, problems)),
     }
+}
+
+fn resolve_parquet(
+    raw: &RawParquet,
+    from_jetstream: bool,
+    problems: &mut Vec<String>,
+) -> Option<ParquetConfig> {
+    let before = problems.len();
+    if raw.url.contains("://") {
+        problems.push(format!(
+            "`sinks.parquet.url` = `{}`: this version writes the lake to a directory only; give \
+             a path such as `./hookhouse-lake`",
+            raw.url
+        ));
+    }
+    if from_jetstream {
+        problems.push(
+            "`[sinks.parquet]` loads from the SQLite log; from a JetStream log it is not \
+             available yet"
+                .to_owned(),
+        );
+    }
+    if raw.max_file_age_secs == 0 || raw.target_file_mb == 0 {
+        problems.push(
+            "`sinks.parquet.max_file_age_secs` and `target_file_mb` must be at least 1".to_owned(),
+        );
+    }
+    (problems.len() == before).then(|| ParquetConfig {
+        root: PathBuf::from(&raw.url),
+        max_file_age: Duration::from_secs(raw.max_file_age_secs),
+        target_bytes: usize::try_from(raw.target_file_mb.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+    })
 }
 
 fn resolve_postgres(
@@ -218,6 +286,7 @@ mod tests {
                 lock_timeout_secs: default_lock_timeout_secs(),
             }),
             sqlite: None,
+            parquet: None,
         }
     }
 

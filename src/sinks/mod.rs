@@ -111,5 +111,11 @@ pub fn start(
     if let Some(pg) = &config.sinks.postgres {
         runner::start(postgres::PostgresSink::new(pg.clone()), &context)?;
     }
+    if let Some(lake) = &config.sinks.parquet {
+        runner::start(
+            parquet::ParquetSink::new(lake.clone(), spool.clone(), keys.clone()),
+            &context,
+        )?;
+    }
     Ok(())
 }

@@ -88,6 +88,21 @@ impl SpoolReader {
         Ok(batch)
     }
 
+    /// The event ids whose first request (`events.raw_seq`, the row the embedded tables keep)
+    /// is in `after < seq <= through`: what a sink without keys of its own (the lake) keeps
+    /// of those requests' events, so an event resent later is not written twice.
+    pub fn first_carried(
+        &self,
+        after: i64,
+        through: i64,
+    ) -> Result<std::collections::HashSet<String>, SpoolError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT event_id FROM events WHERE raw_seq > ?1 AND raw_seq <= ?2")?;
+        let ids = statement.query_map([after, through], |row| row.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
     /// Requests after `position` and the age in seconds of the oldest of them.
     pub fn behind(&self, position: i64, now: DateTime<Utc>) -> Result<(u64, f64), SpoolError> {
         Ok(cursors::behind(&self.conn, position, now)?)

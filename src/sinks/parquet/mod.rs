@@ -3,10 +3,262 @@
 //!
 //! A batch becomes one file per table and partition, named after the requests it holds
 //! ([`files`]), typed as [`schema`] says, and made visible atomically; the cursor moves only
-//! after every file of the batch is in place.
+//! after every file of the batch is in place. The runner's linger is `max_file_age_secs` and
+//! its batch is `target_file_mb` of bodies, so a file holds what arrived in that time.
+//!
+//! Exactly once, with no index of its own:
+//! - a load first deletes every file whose requests start after the cursor: what a load
+//!   interrupted before its acknowledgement (a SIGKILL between a rename and the cursor move)
+//!   or a replay (which moves the cursor back) left; a file the cursor falls inside of (a
+//!   replay) is written again whole, from its first request;
+//! - an event resent in a later request is kept only with its first request, as the embedded
+//!   tables keep it (`events.raw_seq`): the load waits until they have loaded its requests and
+//!   keeps the events whose first request is among them.
 
 pub mod files;
 pub mod schema;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::batch::{Batch, Cell, Rows};
+use super::{RunnerSettings, Sink, SinkError};
+use crate::config::ParquetConfig;
+use crate::pipeline::PseudonymKey;
+use crate::spool::{Refusal, Spool, SpoolReader};
+use files::{LakeFileError, encode, lake_files, parse_file_name, publish_local};
+
+/// The cursor name of the lake.
+pub const SINK_NAME: &str = "parquet";
+
+/// The file at the lake's root naming the store it is loaded from.
+const OWNER_FILE: &str = "_hookhouse_store_id";
+
+/// How long a load waits for the embedded tables to reach its requests.
+const EMBEDDED_WAIT: Duration = Duration::from_secs(60);
+
+/// The lake's files by the requests they hold (first, last seq): several per range, one per
+/// table and partition.
+type Known = BTreeMap<(i64, i64), Vec<PathBuf>>;
+
+pub struct ParquetSink {
+    config: ParquetConfig,
+    spool: Spool,
+    keys: Arc<HashMap<String, PseudonymKey>>,
+    /// Read at connect; `None` until then.
+    known: Option<Known>,
+}
+
+impl std::fmt::Debug for ParquetSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetSink").field("root", &self.config.root).finish()
+    }
+}
+
+impl ParquetSink {
+    pub fn new(
+        config: ParquetConfig,
+        spool: Spool,
+        keys: Arc<HashMap<String, PseudonymKey>>,
+    ) -> Self {
+        ParquetSink { config, spool, keys, known: None }
+    }
+}
+
+impl Sink for ParquetSink {
+    fn name(&self) -> &'static str {
+        SINK_NAME
+    }
+
+    fn settings(&self) -> RunnerSettings {
+        RunnerSettings {
+            max_requests: 1_000_000,
+            max_bytes: self.config.target_bytes,
+            linger: self.config.max_file_age,
+            attempt_timeout: Duration::from_secs(300),
+        }
+    }
+
+    async fn connect(&mut self, store_id: &str) -> Result<(), SinkError> {
+        let root = self.config.root.clone();
+        let store_id = store_id.to_owned();
+        let known = tokio::task::spawn_blocking(move || open_lake(&root, &store_id))
+            .await
+            .map_err(|_| SinkError::Retryable("opening the lake stopped".into()))??;
+        tracing::info!(root = %self.config.root.display(), files = known.values().map(Vec::len).sum::<usize>(),
+            "Parquet lake ready");
+        self.known = Some(known);
+        Ok(())
+    }
+
+    fn needs_connect(&self) -> bool {
+        self.known.is_none()
+    }
+
+    fn disconnect(&mut self) {
+        self.known = None;
+    }
+
+    async fn load(&mut self, batch: Arc<Batch>) -> Result<Vec<Refusal>, SinkError> {
+        let Some(mut known) = self.known.take() else {
+            return Err(SinkError::Retryable("the lake is not open".into()));
+        };
+        let (root, spool, keys) =
+            (self.config.root.clone(), self.spool.clone(), Arc::clone(&self.keys));
+        let loaded = tokio::task::spawn_blocking(move || {
+            let result = load_batch(&root, &spool, &keys, &mut known, &batch);
+            (known, result)
+        })
+        .await
+        .map_err(|_| SinkError::Retryable("writing the lake stopped".into()))?;
+        let (known, result) = loaded;
+        // A failed load leaves the lake as it was or with files the next load deletes; the
+        // listing stays right either way, as the load keeps it.
+        self.known = Some(known);
+        result.map(|()| Vec::new())
+    }
+}
+
+/// Creates or checks the lake at `root` and lists its files.
+fn open_lake(root: &Path, store_id: &str) -> Result<Known, SinkError> {
+    let io = |what: &str, err: std::io::Error| {
+        SinkError::Retryable(format!("{what} `{}`: {err}", root.display()))
+    };
+    std::fs::create_dir_all(root).map_err(|err| io("creating the lake", err))?;
+    let owner = root.join(OWNER_FILE);
+    match std::fs::read_to_string(&owner) {
+        Ok(found) if found.trim() == store_id => {}
+        Ok(found) => {
+            return Err(SinkError::Permanent(format!(
+                "the lake `{}` is loaded from another hookhouse store (id {}); give this store a \
+                 lake of its own with `sinks.parquet.url`",
+                root.display(),
+                found.trim()
+            )));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            publish_local(root, OWNER_FILE, format!("{store_id}\n").as_bytes())
+                .map_err(|err| SinkError::Retryable(err.to_string()))?;
+        }
+        Err(err) => return Err(io("reading", err)),
+    }
+    let mut known = Known::new();
+    list(root, &mut known).map_err(|err| io("listing", err))?;
+    Ok(known)
+}
+
+/// Every `part-<first>-<last>.parquet` below `dir`.
+fn list(dir: &Path, known: &mut Known) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            list(&path, known)?;
+        } else if let Some(range) =
+            path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name)
+        {
+            known.entry(range).or_default().push(path);
+        }
+    }
+    Ok(())
+}
+
+fn load_batch(
+    root: &Path,
+    spool: &Spool,
+    keys: &HashMap<String, PseudonymKey>,
+    known: &mut Known,
+    batch: &Batch,
+) -> Result<(), SinkError> {
+    let retry =
+        |what: &str, err: &dyn std::fmt::Display| SinkError::Retryable(format!("{what}: {err}"));
+    let mut reader = spool.reader().map_err(|err| retry("reading the store", &err))?;
+    wait_for_embedded(&reader, batch.through)?;
+    // A file the cursor falls inside of (after a replay) is written again whole: the batch
+    // then starts at its first request.
+    let start = known
+        .keys()
+        .filter(|(first, last)| *first <= batch.after && batch.after < *last)
+        .map(|(first, _)| first - 1)
+        .min();
+    let widened;
+    let batch = match start {
+        None => batch,
+        Some(after) => {
+            let requests = reader
+                .read_after(after, usize::MAX, usize::MAX)
+                .map_err(|err| retry("reading the store", &err))?;
+            let requests: Vec<_> =
+                requests.into_iter().take_while(|stored| stored.seq <= batch.through).collect();
+            widened = Batch::build(after, &requests, keys)
+                .map_err(|err| SinkError::Permanent(err.to_string()))?;
+            &widened
+        }
+    };
+    let carried = reader
+        .first_carried(batch.after, batch.through)
+        .map_err(|err| retry("reading the store", &err))?;
+    // What an interrupted load or a replay left after the cursor goes first.
+    let stale: Vec<(i64, i64)> =
+        known.keys().filter(|(first, _)| *first > batch.after).copied().collect();
+    for range in stale {
+        for path in known.remove(&range).unwrap_or_default() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(retry(&format!("removing `{}`", path.display()), &err)),
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for mut file in lake_files(batch) {
+        if file.table.name == "events" {
+            file.rows
+                .retain(|row| event_id(&batch.events, row).is_some_and(|id| carried.contains(id)));
+            if file.rows.is_empty() {
+                continue;
+            }
+        }
+        let bytes = encode(&file).map_err(|err: LakeFileError| retry("encoding", &err))?;
+        publish_local(root, &file.path, &bytes).map_err(|err| retry("writing the lake", &err))?;
+        written.push(root.join(&file.path));
+    }
+    if let (Some(first), Some(last)) = (batch.seqs.first(), batch.seqs.last()) {
+        known.entry((*first, *last)).or_default().extend(written);
+    }
+    Ok(())
+}
+
+fn event_id<'a>(events: &Rows, row: &'a crate::sinks::batch::Row) -> Option<&'a str> {
+    match events.table.position("event_id").and_then(|index| row.cells.get(index)) {
+        Some(Cell::Text(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Waits until the embedded tables have loaded through `through`: they say which request
+/// first carried each event.
+fn wait_for_embedded(reader: &SpoolReader, through: i64) -> Result<(), SinkError> {
+    let started = Instant::now();
+    loop {
+        let position = reader
+            .cursor(super::sqlite::SINK_NAME)
+            .map_err(|err| SinkError::Retryable(format!("reading the store: {err}")))?
+            .map_or(0, |cursor| cursor.position);
+        if position >= through {
+            return Ok(());
+        }
+        if started.elapsed() >= EMBEDDED_WAIT {
+            return Err(SinkError::Retryable(format!(
+                "the embedded tables are at seq {position}, behind this batch (through {through}); \
+                 the lake follows them"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 #[cfg(test)]
 mod tests {
