@@ -50,6 +50,8 @@ pub struct Batch {
     pub through: i64,
     /// The requests' seqs, ascending.
     pub seqs: Vec<i64>,
+    /// The requests' bodies, in bytes.
+    pub body_bytes: usize,
     pub raw_requests: Rows,
     pub events: Rows,
     pub journey_calls: Rows,
@@ -89,6 +91,7 @@ impl Batch {
             after,
             through,
             seqs: requests.iter().map(|stored| stored.seq).collect(),
+            body_bytes: requests.iter().map(|stored| stored.request.body.len()).sum(),
             raw_requests: Rows { table: &RAW_REQUESTS, rows: Vec::with_capacity(requests.len()) },
             events: Rows { table: &EVENTS, rows: Vec::with_capacity(requests.len()) },
             journey_calls: Rows { table: &JOURNEY_CALLS, rows: Vec::new() },

@@ -115,7 +115,8 @@ enum Step {
     /// Nothing new in the log.
     CaughtUp,
     Loaded {
-        requests: usize,
+        /// The batch was as large as the settings allow (requests or bytes): more waits.
+        full: bool,
         events: usize,
         refused: usize,
     },
@@ -189,7 +190,7 @@ impl<S: Sink> Runner<S> {
                 break;
             }
             let pause = match step {
-                Ok(Step::Loaded { requests, events, refused }) => {
+                Ok(Step::Loaded { full, events, refused }) => {
                     if failing {
                         tracing::info!(sink = name, "sink recovered; catching up");
                         failing = false;
@@ -200,11 +201,7 @@ impl<S: Sink> Runner<S> {
                     retry = FIRST_RETRY;
                     self.metrics.loaded.inc_by(events as u64);
                     self.metrics.refused.inc_by(refused as u64);
-                    if requests >= self.settings.max_requests || draining.is_some() {
-                        Duration::ZERO
-                    } else {
-                        self.settings.linger
-                    }
+                    if full || draining.is_some() { Duration::ZERO } else { self.settings.linger }
                 }
                 Ok(Step::Rewound) => Duration::ZERO,
                 Ok(Step::CaughtUp) => {
@@ -297,13 +294,15 @@ impl<S: Sink> Runner<S> {
         };
         let Some(batch) = batch else { return Ok(Step::CaughtUp) };
         // A full batch means more is waiting: read it while this one loads.
-        if batch.request_count() >= self.settings.max_requests {
+        let full = batch.request_count() >= self.settings.max_requests
+            || batch.body_bytes >= self.settings.max_bytes;
+        if full {
             let from = Cursor { position: batch.through, generation: cursor.generation };
             let read = self.spawn_read(reader, from.position);
             *ahead = Some(Ahead { from, read });
         }
         self.progress.attempt_started_ms.store(mark(), Ordering::Relaxed);
-        let (requests, events) = (batch.request_count(), batch.event_count());
+        let events = batch.event_count();
         let ack = Acknowledgement {
             sink: self.sink.name(),
             from: cursor,
@@ -318,7 +317,7 @@ impl<S: Sink> Runner<S> {
         )
         .await
         .map_err(|_| timed_out())??;
-        let step = Step::Loaded { requests, events, refused };
+        let step = Step::Loaded { full, events, refused };
         if !moved {
             *ahead = None;
             return Ok(Step::Rewound);
