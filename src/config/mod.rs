@@ -17,7 +17,8 @@ mod spool;
 pub use file_modes::open_to_others;
 use ipnet::IpNet;
 pub use sinks::{
-    ParquetConfig, PostgresConfig, RawParquet, RawPostgres, RawSinks, RawSqliteCopy, SinksConfig,
+    LakeLocation, ParquetConfig, PostgresConfig, RawParquet, RawPostgres, RawS3, RawSinks,
+    RawSqliteCopy, S3Config, SinksConfig,
 };
 pub use source::{RawPseudonymise, RawSource, SourceAuth};
 use source::{resolve_allow, resolve_auth, resolve_pseudonymise};

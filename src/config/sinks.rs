@@ -28,6 +28,22 @@ pub struct RawParquet {
     /// ... or once its requests' bodies reach about this size.
     #[serde(default = "default_target_file_mb")]
     pub target_file_mb: u64,
+    /// Only for `s3://` URLs.
+    #[serde(default)]
+    pub s3: Option<RawS3>,
+}
+
+/// `[sinks.parquet.s3]`: any S3-compatible endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    /// Unset: AWS's own endpoint for the region.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Inline, `env:NAME` or `file:PATH`, as every secret.
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 fn default_max_file_age_secs() -> u64 {
@@ -40,9 +56,34 @@ fn default_target_file_mb() -> u64 {
 
 #[derive(Debug, Clone)]
 pub struct ParquetConfig {
-    pub root: PathBuf,
+    pub location: LakeLocation,
     pub max_file_age: Duration,
     pub target_bytes: usize,
+}
+
+/// Where the lake is.
+#[derive(Debug, Clone)]
+pub enum LakeLocation {
+    Dir(PathBuf),
+    S3 { bucket: String, prefix: String, s3: S3Config },
+}
+
+impl LakeLocation {
+    /// As the user wrote it: a path, or `s3://bucket/prefix`.
+    pub fn url(&self) -> String {
+        match self {
+            LakeLocation::Dir(path) => path.display().to_string(),
+            LakeLocation::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: SecretString,
+    pub secret_access_key: SecretString,
 }
 
 /// `[sinks.sqlite]`: with a JetStream log, a local store holding a copy of the stream and the
@@ -165,13 +206,62 @@ fn resolve_parquet(
     problems: &mut Vec<String>,
 ) -> Option<ParquetConfig> {
     let before = problems.len();
-    if raw.url.contains("://") {
-        problems.push(format!(
-            "`sinks.parquet.url` = `{}`: this version writes the lake to a directory only; give \
-             a path such as `./hookhouse-lake`",
-            raw.url
-        ));
-    }
+    let location = match raw.url.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                problems.push(format!("`sinks.parquet.url` = `{}` names no bucket", raw.url));
+            }
+            match &raw.s3 {
+                None => {
+                    problems.push(
+                        "`sinks.parquet.url` is an s3:// URL: add `[sinks.parquet.s3]` with \
+                         `region`, `access_key_id` and `secret_access_key` (and `endpoint` for \
+                         an S3-compatible server)"
+                            .to_owned(),
+                    );
+                    None
+                }
+                Some(s3) => {
+                    let key = super::secret::resolve(
+                        "`sinks.parquet.s3.access_key_id`",
+                        &s3.access_key_id,
+                        problems,
+                    );
+                    let secret = super::secret::resolve(
+                        "`sinks.parquet.s3.secret_access_key`",
+                        &s3.secret_access_key,
+                        problems,
+                    );
+                    key.zip(secret).map(|(access_key_id, secret_access_key)| LakeLocation::S3 {
+                        bucket: bucket.to_owned(),
+                        prefix: prefix.trim_end_matches('/').to_owned(),
+                        s3: S3Config {
+                            endpoint: s3.endpoint.clone(),
+                            region: s3.region.clone(),
+                            access_key_id,
+                            secret_access_key,
+                        },
+                    })
+                }
+            }
+        }
+        None if raw.url.contains("://") => {
+            problems.push(format!(
+                "`sinks.parquet.url` = `{}`: use a directory or an s3:// URL",
+                raw.url
+            ));
+            None
+        }
+        None => {
+            if raw.s3.is_some() {
+                problems.push(
+                    "`[sinks.parquet.s3]` is only for an s3:// `sinks.parquet.url`".to_owned(),
+                );
+            }
+            Some(LakeLocation::Dir(PathBuf::from(&raw.url)))
+        }
+    };
     if from_jetstream {
         problems.push(
             "`[sinks.parquet]` loads from the SQLite log; from a JetStream log it is not \
@@ -184,8 +274,9 @@ fn resolve_parquet(
             "`sinks.parquet.max_file_age_secs` and `target_file_mb` must be at least 1".to_owned(),
         );
     }
+    let location = location?;
     (problems.len() == before).then(|| ParquetConfig {
-        root: PathBuf::from(&raw.url),
+        location,
         max_file_age: Duration::from_secs(raw.max_file_age_secs),
         target_bytes: usize::try_from(raw.target_file_mb.saturating_mul(1024 * 1024))
             .unwrap_or(usize::MAX),

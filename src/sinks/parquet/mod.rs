@@ -17,43 +17,41 @@
 
 pub mod files;
 pub mod schema;
+pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::batch::{Batch, Cell, Rows};
+use super::batch::{Batch, Cell, Row, Rows};
 use super::{RunnerSettings, Sink, SinkError};
 use crate::config::ParquetConfig;
 use crate::pipeline::PseudonymKey;
 use crate::spool::{Refusal, Spool, SpoolReader};
-use files::{LakeFileError, encode, lake_files, parse_file_name, publish_local};
+use files::{encode, lake_files};
+use store::{Known, LakeStore};
 
 /// The cursor name of the lake.
 pub const SINK_NAME: &str = "parquet";
 
-/// The file at the lake's root naming the store it is loaded from.
+/// The file at the lake's root naming the store it is loaded from (DuckDB's and pyarrow's
+/// `**/*.parquet` do not read it).
 const OWNER_FILE: &str = "_hookhouse_store_id";
 
 /// How long a load waits for the embedded tables to reach its requests.
 const EMBEDDED_WAIT: Duration = Duration::from_secs(60);
 
-/// The lake's files by the requests they hold (first, last seq): several per range, one per
-/// table and partition.
-type Known = BTreeMap<(i64, i64), Vec<PathBuf>>;
-
 pub struct ParquetSink {
     config: ParquetConfig,
     spool: Spool,
     keys: Arc<HashMap<String, PseudonymKey>>,
-    /// Read at connect; `None` until then.
-    known: Option<Known>,
+    /// Opened at connect: the store and its files.
+    lake: Option<(LakeStore, Known)>,
 }
 
 impl std::fmt::Debug for ParquetSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParquetSink").field("root", &self.config.root).finish()
+        f.debug_struct("ParquetSink").field("url", &self.config.location.url()).finish()
     }
 }
 
@@ -63,7 +61,7 @@ impl ParquetSink {
         spool: Spool,
         keys: Arc<HashMap<String, PseudonymKey>>,
     ) -> Self {
-        ParquetSink { config, spool, keys, known: None }
+        ParquetSink { config, spool, keys, lake: None }
     }
 }
 
@@ -81,115 +79,100 @@ impl Sink for ParquetSink {
         }
     }
 
+    /// Opens the lake, claims it for `store_id` (refusing one loaded from another store) and
+    /// lists its files.
     async fn connect(&mut self, store_id: &str) -> Result<(), SinkError> {
-        let root = self.config.root.clone();
-        let store_id = store_id.to_owned();
-        let known = tokio::task::spawn_blocking(move || open_lake(&root, &store_id))
-            .await
-            .map_err(|_| SinkError::Retryable("opening the lake stopped".into()))??;
-        tracing::info!(root = %self.config.root.display(), files = known.values().map(Vec::len).sum::<usize>(),
+        let lake = LakeStore::open(&self.config.location)?;
+        match lake.read_text(OWNER_FILE).await? {
+            Some(found) if found.trim() == store_id => {}
+            Some(found) => {
+                return Err(SinkError::Permanent(format!(
+                    "the lake `{}` is loaded from another hookhouse store (id {}); give this \
+                     store a lake of its own with `sinks.parquet.url`",
+                    lake.describe(),
+                    found.trim()
+                )));
+            }
+            None => lake.put(OWNER_FILE, format!("{store_id}\n").into_bytes()).await?,
+        }
+        let known = lake.list().await?;
+        tracing::info!(url = %lake.describe(), files = known.values().map(Vec::len).sum::<usize>(),
             "Parquet lake ready");
-        self.known = Some(known);
+        self.lake = Some((lake, known));
         Ok(())
     }
 
     fn needs_connect(&self) -> bool {
-        self.known.is_none()
+        self.lake.is_none()
     }
 
     fn disconnect(&mut self) {
-        self.known = None;
+        self.lake = None;
     }
 
     async fn load(&mut self, batch: Arc<Batch>) -> Result<Vec<Refusal>, SinkError> {
-        let Some(mut known) = self.known.take() else {
+        let Some((lake, known)) = self.lake.as_mut() else {
             return Err(SinkError::Retryable("the lake is not open".into()));
         };
-        let (root, spool, keys) =
-            (self.config.root.clone(), self.spool.clone(), Arc::clone(&self.keys));
-        let loaded = tokio::task::spawn_blocking(move || {
-            let result = load_batch(&root, &spool, &keys, &mut known, &batch);
-            (known, result)
-        })
-        .await
-        .map_err(|_| SinkError::Retryable("writing the lake stopped".into()))?;
-        let (known, result) = loaded;
-        // A failed load leaves the lake as it was or with files the next load deletes; the
-        // listing stays right either way, as the load keeps it.
-        self.known = Some(known);
-        result.map(|()| Vec::new())
+        // Reading the store and encoding are blocking work; the files' IO is the store's.
+        let straddled = known
+            .keys()
+            .filter(|(first, last)| *first <= batch.after && batch.after < *last)
+            .map(|(first, _)| first - 1)
+            .min();
+        let (spool, keys) = (self.spool.clone(), Arc::clone(&self.keys));
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare(&spool, &keys, &batch, straddled))
+                .await
+                .map_err(|_| SinkError::Retryable("preparing the lake's files stopped".into()))??;
+        // What an interrupted load or a replay left after the cursor goes first.
+        let stale: Vec<(i64, i64)> =
+            known.keys().filter(|(first, _)| *first > prepared.after).copied().collect();
+        for range in stale {
+            for relative in known.get(&range).cloned().unwrap_or_default() {
+                lake.delete(&relative).await?;
+            }
+            known.remove(&range);
+        }
+        let mut written = Vec::new();
+        for (relative, bytes) in prepared.files {
+            lake.put(&relative, bytes).await?;
+            written.push(relative);
+        }
+        if let Some(range) = prepared.range {
+            known.entry(range).or_default().extend(written);
+        }
+        Ok(Vec::new())
     }
 }
 
-/// Creates or checks the lake at `root` and lists its files.
-fn open_lake(root: &Path, store_id: &str) -> Result<Known, SinkError> {
-    let io = |what: &str, err: std::io::Error| {
-        SinkError::Retryable(format!("{what} `{}`: {err}", root.display()))
-    };
-    std::fs::create_dir_all(root).map_err(|err| io("creating the lake", err))?;
-    let owner = root.join(OWNER_FILE);
-    match std::fs::read_to_string(&owner) {
-        Ok(found) if found.trim() == store_id => {}
-        Ok(found) => {
-            return Err(SinkError::Permanent(format!(
-                "the lake `{}` is loaded from another hookhouse store (id {}); give this store a \
-                 lake of its own with `sinks.parquet.url`",
-                root.display(),
-                found.trim()
-            )));
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            publish_local(root, OWNER_FILE, format!("{store_id}\n").as_bytes())
-                .map_err(|err| SinkError::Retryable(err.to_string()))?;
-        }
-        Err(err) => return Err(io("reading", err)),
-    }
-    let mut known = Known::new();
-    list(root, &mut known).map_err(|err| io("listing", err))?;
-    Ok(known)
+/// A batch's files, encoded.
+struct Prepared {
+    /// The cursor the files start after: the batch's, or the first request of a file the
+    /// batch's cursor fell inside of.
+    after: i64,
+    range: Option<(i64, i64)>,
+    files: Vec<(String, Vec<u8>)>,
 }
 
-/// Every `part-<first>-<last>.parquet` below `dir`.
-fn list(dir: &Path, known: &mut Known) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            list(&path, known)?;
-        } else if let Some(range) =
-            path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name)
-        {
-            known.entry(range).or_default().push(path);
-        }
-    }
-    Ok(())
-}
-
-fn load_batch(
-    root: &Path,
+fn prepare(
     spool: &Spool,
     keys: &HashMap<String, PseudonymKey>,
-    known: &mut Known,
     batch: &Batch,
-) -> Result<(), SinkError> {
+    straddled: Option<i64>,
+) -> Result<Prepared, SinkError> {
     let retry =
-        |what: &str, err: &dyn std::fmt::Display| SinkError::Retryable(format!("{what}: {err}"));
-    let mut reader = spool.reader().map_err(|err| retry("reading the store", &err))?;
+        |err: &dyn std::fmt::Display| SinkError::Retryable(format!("reading the store: {err}"));
+    let mut reader = spool.reader().map_err(|err| retry(&err))?;
     wait_for_embedded(&reader, batch.through)?;
     // A file the cursor falls inside of (after a replay) is written again whole: the batch
     // then starts at its first request.
-    let start = known
-        .keys()
-        .filter(|(first, last)| *first <= batch.after && batch.after < *last)
-        .map(|(first, _)| first - 1)
-        .min();
     let widened;
-    let batch = match start {
+    let batch = match straddled {
         None => batch,
         Some(after) => {
-            let requests = reader
-                .read_after(after, usize::MAX, usize::MAX)
-                .map_err(|err| retry("reading the store", &err))?;
+            let requests =
+                reader.read_after(after, usize::MAX, usize::MAX).map_err(|e| retry(&e))?;
             let requests: Vec<_> =
                 requests.into_iter().take_while(|stored| stored.seq <= batch.through).collect();
             widened = Batch::build(after, &requests, keys)
@@ -197,44 +180,27 @@ fn load_batch(
             &widened
         }
     };
-    let carried = reader
-        .first_carried(batch.after, batch.through)
-        .map_err(|err| retry("reading the store", &err))?;
-    // What an interrupted load or a replay left after the cursor goes first.
-    let stale: Vec<(i64, i64)> =
-        known.keys().filter(|(first, _)| *first > batch.after).copied().collect();
-    for range in stale {
-        for path in known.remove(&range).unwrap_or_default() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(retry(&format!("removing `{}`", path.display()), &err)),
-            }
-        }
-    }
-    let mut written = Vec::new();
+    let carried = reader.first_carried(batch.after, batch.through).map_err(|e| retry(&e))?;
+    let mut files = Vec::new();
     for mut file in lake_files(batch) {
         if file.table.name == "events" {
-            file.rows
-                .retain(|row| event_id(&batch.events, row).is_some_and(|id| carried.contains(id)));
+            file.rows.retain(|row| is_first_carrier(&batch.events, row, &carried));
             if file.rows.is_empty() {
                 continue;
             }
         }
-        let bytes = encode(&file).map_err(|err: LakeFileError| retry("encoding", &err))?;
-        publish_local(root, &file.path, &bytes).map_err(|err| retry("writing the lake", &err))?;
-        written.push(root.join(&file.path));
+        let bytes = encode(&file).map_err(|err| SinkError::Retryable(err.to_string()))?;
+        files.push((file.path, bytes));
     }
-    if let (Some(first), Some(last)) = (batch.seqs.first(), batch.seqs.last()) {
-        known.entry((*first, *last)).or_default().extend(written);
-    }
-    Ok(())
+    let range = batch.seqs.first().zip(batch.seqs.last()).map(|(first, last)| (*first, *last));
+    Ok(Prepared { after: batch.after, range, files })
 }
 
-fn event_id<'a>(events: &Rows, row: &'a crate::sinks::batch::Row) -> Option<&'a str> {
+/// Whether the embedded tables keep this event with this request (its first).
+fn is_first_carrier(events: &Rows, row: &Row, carried: &HashSet<String>) -> bool {
     match events.table.position("event_id").and_then(|index| row.cells.get(index)) {
-        Some(Cell::Text(id)) => Some(id),
-        _ => None,
+        Some(Cell::Text(id)) => carried.contains(id),
+        _ => false,
     }
 }
 
