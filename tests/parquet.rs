@@ -17,19 +17,48 @@ use process::{Server, hookhouse, run_to_exit, serve};
 use rusqlite::types::ValueRef;
 use serde_json::Value;
 
-/// A configuration with the lake in `dir/lake`, files closed after a second.
-fn write_config(dir: &Path) -> std::path::PathBuf {
+/// Where a test's lake is: `dir/lake`, or a bucket of a moto S3 server.
+enum Lake<'a> {
+    Local,
+    S3(&'a lake::S3),
+}
+
+const BUCKET: &str = "lake";
+
+impl Lake<'_> {
+    fn url(&self, dir: &Path) -> String {
+        match self {
+            Lake::Local => dir.join("lake").display().to_string(),
+            Lake::S3(_) => format!("s3://{BUCKET}/hookhouse"),
+        }
+    }
+
+    fn s3(&self) -> Option<&lake::S3> {
+        match self {
+            Lake::Local => None,
+            Lake::S3(s3) => Some(s3),
+        }
+    }
+}
+
+/// A configuration with the lake at `lake`, files closed after a second.
+fn write_config(dir: &Path, lake: &Lake<'_>) -> std::path::PathBuf {
     let path = dir.join("hookhouse.toml");
-    let lake = dir.join("lake");
-    let text =
-        format!("[sinks.parquet]\nurl = {:?}\nmax_file_age_secs = 1\n", lake.display().to_string());
+    let mut text = format!("[sinks.parquet]\nurl = {:?}\nmax_file_age_secs = 1\n", lake.url(dir));
+    if let Some(s3) = lake.s3() {
+        text.push_str(&format!(
+            "[sinks.parquet.s3]\nendpoint = {:?}\nregion = {:?}\naccess_key_id = {:?}\n\
+             secret_access_key = {:?}\n",
+            s3.endpoint, s3.region, s3.key, s3.secret
+        ));
+    }
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn start_command(dir: &Path) -> std::process::Command {
+fn start_command(dir: &Path, lake: &Lake<'_>) -> std::process::Command {
     let mut command = serve(&dir.join("data"));
-    command.arg("--config").arg(write_config(dir));
+    command.arg("--config").arg(write_config(dir, lake));
     command
 }
 
@@ -105,11 +134,10 @@ fn canonical(kind: Kind, name: &str, value: &Value) -> Value {
     }
 }
 
-fn assert_lake_equals_store(dir: &Path, python: &Path) {
+fn assert_lake_equals_store(dir: &Path, python: &Path, at: &Lake<'_>) {
     let store = store_rows(dir, &EVENTS);
-    let lake_dir = dir.join("lake").display().to_string();
     for reader in [Reader::DuckDb, Reader::PyArrow] {
-        let lake = lake::read(python, reader, &lake_dir, "events", None);
+        let lake = lake::read(python, reader, &at.url(dir), "events", at.s3());
         assert_eq!(lake.rows.len(), store.len(), "{reader:?}: one lake row per stored event");
         let by_id: HashMap<&str, &Value> =
             lake.rows.iter().map(|row| (row["event_id"].as_str().unwrap(), row)).collect();
@@ -133,8 +161,25 @@ fn assert_lake_equals_store(dir: &Path, python: &Path) {
 #[tokio::test]
 async fn the_lake_equals_the_store_row_for_row_with_its_types() {
     let Some(python) = lake::python() else { return };
+    lake_equals_store(&python, &Lake::Local).await;
+}
+
+#[tokio::test]
+async fn the_lake_on_s3_equals_the_store_row_for_row_with_its_types() {
+    let Some(python) = lake::python() else { return };
+    let s3 = lake::S3Server::start(&python);
+    s3.create_bucket(BUCKET);
+    lake_equals_store(&python, &Lake::S3(&s3.credentials())).await;
+    let objects = s3.list_objects(BUCKET, "hookhouse/");
+    assert!(
+        objects.iter().any(|key| key.starts_with("hookhouse/events/event_date=")),
+        "{objects:?}"
+    );
+}
+
+async fn lake_equals_store(python: &Path, at: &Lake<'_>) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(start_command(dir.path())).await;
+    let server = Server::start(start_command(dir.path(), at)).await;
     let url = server.url("/iterable/default");
     // Every event family, then a resend of one body (one event, kept with its first request)
     // and a body that is not JSON (a failure).
@@ -152,9 +197,9 @@ async fn the_lake_equals_the_store_row_for_row_with_its_types() {
     assert_eq!(broken.send().await.unwrap().status(), 200);
     wait_caught_up(dir.path(), || server.output());
 
-    assert_lake_equals_store(dir.path(), &python);
-    let lake_dir = dir.path().join("lake").display().to_string();
-    let events = lake::read(&python, Reader::DuckDb, &lake_dir, "events", None);
+    assert_lake_equals_store(dir.path(), python, at);
+    let lake_url = at.url(dir.path());
+    let events = lake::read(python, Reader::DuckDb, &lake_url, "events", at.s3());
     for (column, expected) in [
         ("created_at", "TIMESTAMP WITH TIME ZONE"),
         ("received_at", "TIMESTAMP WITH TIME ZONE"),
@@ -175,15 +220,16 @@ async fn the_lake_equals_the_store_row_for_row_with_its_types() {
     assert_eq!(subscribed[0]["labels"], serde_json::json!(["a", "b"]));
     assert_eq!(subscribed[0]["event_date"], "2026-11-30");
 
-    let failed = lake::read(&python, Reader::PyArrow, &lake_dir, "failed_events", None);
+    let failed = lake::read(python, Reader::PyArrow, &lake_url, "failed_events", at.s3());
     assert_eq!(
         failed.rows.len(),
         store_rows(dir.path(), &hookhouse::sinks::columns::FAILED_EVENTS).len()
     );
     assert!(!failed.rows.is_empty());
-    let requests = lake::read(&python, Reader::PyArrow, &lake_dir, "raw_requests", None);
+    let requests = lake::read(python, Reader::PyArrow, &lake_url, "raw_requests", at.s3());
     assert_eq!(requests.rows.len(), 303, "every request, resend and failure included");
     assert_eq!(requests.column_type("body"), Some("binary"));
+    let Lake::Local = at else { return };
     // Nothing half-written is left where a reader looks.
     let leftovers: Vec<String> = walk(&dir.path().join("lake"))
         .into_iter()
@@ -208,6 +254,18 @@ fn walk(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn a_sigkill_mid_load_and_a_replay_leave_no_event_twice() {
     let Some(python) = lake::python() else { return };
+    sigkill_and_replay(&python, &Lake::Local).await;
+}
+
+#[tokio::test]
+async fn on_s3_a_sigkill_mid_load_and_a_replay_leave_no_event_twice() {
+    let Some(python) = lake::python() else { return };
+    let s3 = lake::S3Server::start(&python);
+    s3.create_bucket(BUCKET);
+    sigkill_and_replay(&python, &Lake::S3(&s3.credentials())).await;
+}
+
+async fn sigkill_and_replay(python: &Path, at: &Lake<'_>) {
     let dir = tempfile::tempdir().unwrap();
     let client = client();
     let post = |url: String, n: usize| {
@@ -224,7 +282,7 @@ async fn a_sigkill_mid_load_and_a_replay_leave_no_event_twice() {
     // a file's rename and the cursor's move, or between loads.
     let mut n = 0;
     for round in 0..3 {
-        let mut server = Server::start(start_command(dir.path())).await;
+        let mut server = Server::start(start_command(dir.path(), at)).await;
         let url = server.url("/iterable/default");
         let until = Instant::now() + Duration::from_millis(1_300 + 450 * round);
         while Instant::now() < until {
@@ -233,9 +291,9 @@ async fn a_sigkill_mid_load_and_a_replay_leave_no_event_twice() {
         }
         server.kill();
     }
-    let server = Server::start(start_command(dir.path())).await;
+    let server = Server::start(start_command(dir.path(), at)).await;
     wait_caught_up(dir.path(), || server.output());
-    assert_lake_equals_store(dir.path(), &python);
+    assert_lake_equals_store(dir.path(), python, at);
 
     // A replay moves the lake's cursor back: the files it covers are written again, not added.
     let mut replay = hookhouse(dir.path());
@@ -244,10 +302,46 @@ async fn a_sigkill_mid_load_and_a_replay_leave_no_event_twice() {
     assert!(replayed.status.success(), "{}", replayed.stderr);
     tokio::time::sleep(Duration::from_millis(300)).await;
     wait_caught_up(dir.path(), || server.output());
-    assert_lake_equals_store(dir.path(), &python);
+    assert_lake_equals_store(dir.path(), python, at);
     let ids: HashSet<String> = store_rows(dir.path(), &EVENTS)
         .iter()
         .map(|row| row["event_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), n, "one event per request sent");
+}
+
+#[tokio::test]
+async fn rejected_s3_credentials_are_reported_retried_and_then_recovered() {
+    let Some(python) = lake::python() else { return };
+    let s3 = lake::S3Server::start(&python);
+    s3.create_bucket(BUCKET);
+    // A key the server never issued: refused from now on, as a revoked key would be.
+    s3.reject_credentials();
+    let credentials = s3.credentials();
+    let at = Lake::S3(&credentials);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(start_command(dir.path(), &at)).await;
+    let client = client();
+    for n in 0..20 {
+        let body = format!(
+            r#"{{"email":"c{n}@example.com","eventName":"emailOpen","dataFields":{{"createdAt":"2026-12-01 10:00:00 +00:00"}}}}"#
+        );
+        let response = client.post(server.url("/iterable/default")).body(body);
+        let response = response.header("content-type", "application/json").send().await.unwrap();
+        assert_eq!(response.status(), 200, "ingestion never waits for the lake");
+    }
+    server.wait_for_output("InvalidAccessKeyId").await;
+    let mut status = hookhouse(dir.path());
+    status.args(["status", "--json", "--data-dir"]).arg(dir.path().join("data"));
+    let report: Value = serde_json::from_str(&run_to_exit(status).stdout).unwrap();
+    let sinks = report["sinks"].as_array().cloned().unwrap_or_default();
+    let lake = sinks.iter().find(|sink| sink["sink"] == "parquet").cloned().unwrap_or_default();
+    let error = lake["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("InvalidAccessKeyId"), "{report:#}");
+    assert_eq!(lake["position"], 0, "nothing acknowledged while the lake refuses: {report:#}");
+
+    s3.accept_credentials();
+    wait_caught_up(dir.path(), || server.output());
+    assert_lake_equals_store(dir.path(), &python, &at);
+    assert!(server.stderr().contains("sink recovered"), "{}", server.output());
 }
