@@ -198,6 +198,14 @@ async fn lake_equals_store(python: &Path, at: &Lake<'_>) {
     wait_caught_up(dir.path(), || server.output());
 
     assert_lake_equals_store(dir.path(), python, at);
+    // `status` with the configuration counts the lake's files and bytes.
+    let mut status = hookhouse(dir.path());
+    status.args(["status", "--json", "--config"]).arg(dir.path().join("hookhouse.toml"));
+    status.arg("--data-dir").arg(dir.path().join("data"));
+    let run = run_to_exit(status);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    assert!(report["lake"]["files"].as_u64() > Some(3), "{report:#}\n{}", run.stderr);
+    assert!(report["lake"]["bytes"].as_u64() > Some(10_000), "{report:#}");
     let lake_url = at.url(dir.path());
     let events = lake::read(python, Reader::DuckDb, &lake_url, "events", at.s3());
     for (column, expected) in [

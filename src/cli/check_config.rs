@@ -79,6 +79,11 @@ fn effective(config: &Config) -> Value {
                 "ca_file": pg.ca_file.as_ref().map(|path| path.display().to_string()),
                 "batch_size": pg.batch_size.get(),
             })),
+            "parquet": config.sinks.parquet.as_ref().map(|lake| json!({
+                "url": lake.location.url(),
+                "max_file_age_secs": lake.max_file_age.as_secs(),
+                "target_file_mb": lake.target_bytes / (1024 * 1024),
+            })),
             "sqlite": config.sinks.sqlite_copy.as_ref().map(|path| json!({
                 "path": path.display().to_string(),
             })),

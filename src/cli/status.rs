@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::config::{Config, Overrides};
 use crate::jetstream::Stream;
+use crate::sinks::parquet::store::LakeStore;
 use crate::spool::SpoolReader;
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +40,10 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let db = args.data_dir.join("hookhouse.db");
+    let lake = match &args.config {
+        Some(file) => lake_usage(&Config::load(Some(file), &Overrides::default())?).await?,
+        None => None,
+    };
     let reader = SpoolReader::open(&db)?;
     let totals = reader.totals()?;
     let (requests, events, failed, last_seq) =
@@ -67,6 +72,9 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "events": events,
             "failed_events": failed,
             "sinks": sinks,
+            "lake": lake.as_ref().map(|(url, files, bytes)| json!({
+                "url": url, "files": files, "bytes": bytes,
+            })),
         });
         println!("{report:#}");
         return Ok(ExitCode::SUCCESS);
@@ -90,5 +98,16 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             println!("    failing since {at}: {error}");
         }
     }
+    if let Some((url, files, bytes)) = &lake {
+        println!("lake  {url}\n  {files} Parquet files, {bytes} bytes");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Parquet lake of `config`, if it has one: its URL, files and bytes.
+async fn lake_usage(config: &Config) -> anyhow::Result<Option<(String, u64, u64)>> {
+    let Some(lake) = &config.sinks.parquet else { return Ok(None) };
+    let store = LakeStore::open(&lake.location).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let (files, bytes) = store.usage().await.map_err(|err| anyhow::anyhow!("{err}"))?;
+    Ok(Some((store.describe(), files, bytes)))
 }

@@ -114,6 +114,47 @@ impl LakeStore {
         }
     }
 
+    /// How many Parquet files the lake holds, and their bytes.
+    pub async fn usage(&self) -> Result<(u64, u64), SinkError> {
+        let parquet = |name: &str| name.ends_with(".parquet") && !name.starts_with('.');
+        match self {
+            LakeStore::Local(root) => {
+                let mut total = (0, 0);
+                let mut dirs = vec![root.clone()];
+                while let Some(dir) = dirs.pop() {
+                    let entries = match std::fs::read_dir(&dir) {
+                        Ok(entries) => entries,
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(err) => return Err(retryable(self, "listing", "", &err)),
+                    };
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        if path.is_dir() {
+                            dirs.push(path);
+                        } else if path.file_name().and_then(|n| n.to_str()).is_some_and(parquet) {
+                            total.0 += 1;
+                            total.1 += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                        }
+                    }
+                }
+                Ok(total)
+            }
+            LakeStore::S3 { store, prefix, .. } => {
+                let base = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
+                let mut objects = store.list(base.as_ref());
+                let mut total = (0, 0);
+                while let Some(object) = objects.next().await {
+                    let object = object.map_err(|err| retryable(self, "listing", "", &err))?;
+                    if object.location.filename().is_some_and(parquet) {
+                        total.0 += 1;
+                        total.1 += object.size;
+                    }
+                }
+                Ok(total)
+            }
+        }
+    }
+
     /// Every `part-<first>-<last>.parquet` of the lake.
     pub async fn list(&self) -> Result<Known, SinkError> {
         let mut known = Known::new();
