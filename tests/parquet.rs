@@ -238,6 +238,44 @@ async fn lake_equals_store(python: &Path, at: &Lake<'_>) {
     assert_eq!(requests.rows.len(), 303, "every request, resend and failure included");
     assert_eq!(requests.column_type("body"), Some("binary"));
     let Lake::Local = at else { return };
+    // The README's campaign query, in DuckDB against the lake, as SQLite answers it.
+    let conn = rusqlite::Connection::open(dir.path().join("data/hookhouse.db")).unwrap();
+    let campaign: i64 = conn
+        .query_row(
+            "SELECT campaign_id FROM email_open WHERE campaign_id IS NOT NULL \
+             GROUP BY campaign_id ORDER BY count(*) DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut statement = conn
+        .prepare(
+            "SELECT date(created_at) AS day, count(*) AS opens, count(DISTINCT email) AS people \
+             FROM email_open WHERE campaign_id = ?1 GROUP BY day ORDER BY day",
+        )
+        .unwrap();
+    let expected: Vec<Value> = statement
+        .query_map([campaign], |row| {
+            Ok(serde_json::json!([
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?
+            ]))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let query = "import duckdb, json, sys\n\
+        duckdb.sql(\"SET TimeZone = 'UTC'\")\n\
+        rows = duckdb.sql(f\"SELECT CAST(created_at AS DATE) AS day, count(*) AS opens, \
+        count(DISTINCT email) AS people FROM read_parquet('{sys.argv[1]}/events/**/*.parquet', \
+        hive_partitioning = true) WHERE event_name = 'emailOpen' AND campaign_id = {sys.argv[2]} \
+        GROUP BY day ORDER BY day\").fetchall()\n\
+        print(json.dumps([[str(day), opens, people] for day, opens, people in rows]))";
+    let answered = lake::run_python(python, query, &[&lake_url, &campaign.to_string()]);
+    let answered: Vec<Value> = serde_json::from_str(answered.trim()).unwrap();
+    assert!(!expected.is_empty());
+    assert_eq!(answered, expected, "the README's campaign query on the lake");
     // Nothing half-written is left where a reader looks.
     let leftovers: Vec<String> = walk(&dir.path().join("lake"))
         .into_iter()
