@@ -167,6 +167,7 @@ impl<S: Sink> Runner<S> {
             }
             // Stopping drops an attempt in flight: safe, the cursor moves only after a load,
             // and a load done twice changes nothing.
+            let step_started = Instant::now();
             let step = match draining {
                 Some(deadline) => {
                     match tokio::time::timeout_at(deadline, self.step(&reader, &mut ahead, started))
@@ -201,16 +202,25 @@ impl<S: Sink> Runner<S> {
                     retry = FIRST_RETRY;
                     self.metrics.loaded.inc_by(events as u64);
                     self.metrics.refused.inc_by(refused as u64);
-                    if full || draining.is_some() { Duration::ZERO } else { self.settings.linger }
+                    // The linger counts from the read: a long load has let requests gather
+                    // already, and waiting the whole linger after it would only add lag.
+                    if full || draining.is_some() {
+                        Duration::ZERO
+                    } else {
+                        self.settings.linger.saturating_sub(step_started.elapsed())
+                    }
                 }
                 Ok(Step::Rewound) => Duration::ZERO,
                 Ok(Step::CaughtUp) => {
-                    // Woken by the next commit, or after a while regardless.
+                    // Woken by the next commit, or after a while regardless; after a commit,
+                    // requests gather for the linger first, so the first after a quiet spell
+                    // does not make a batch (a lake's file) of its own.
                     tokio::select! {
-                        _ = tokio::time::timeout(IDLE_POLL, commits.changed()) => {}
+                        woken = tokio::time::timeout(IDLE_POLL, commits.changed()) => {
+                            if woken.is_ok() { self.settings.linger } else { Duration::ZERO }
+                        }
                         () = stop.cancelled() => break,
                     }
-                    Duration::ZERO
                 }
                 Err(err) => {
                     ahead = None;

@@ -38,6 +38,11 @@ pub const SINK_NAME: &str = "parquet";
 /// `**/*.parquet` do not read it).
 const OWNER_FILE: &str = "_hookhouse_store_id";
 
+/// A file (a batch) holds at most this many requests: building a batch allocates about 5 KiB
+/// a request, and batches of 200,000 spent half their time in the kernel's page faults
+/// (bench/parquet.sh, BENCHMARKS.md).
+const MAX_REQUESTS_PER_FILE: usize = 50_000;
+
 /// How long a load waits for the embedded tables to reach its requests.
 const EMBEDDED_WAIT: Duration = Duration::from_secs(60);
 
@@ -72,7 +77,7 @@ impl Sink for ParquetSink {
 
     fn settings(&self) -> RunnerSettings {
         RunnerSettings {
-            max_requests: 1_000_000,
+            max_requests: MAX_REQUESTS_PER_FILE,
             max_bytes: self.config.target_bytes,
             linger: self.config.max_file_age,
             attempt_timeout: Duration::from_secs(300),
