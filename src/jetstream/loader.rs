@@ -21,7 +21,7 @@ use crate::config::{Config, StoreConfig};
 use crate::metrics::{Metrics, SinkMetrics};
 use crate::pipeline::PseudonymKey;
 use crate::request::StoredRequest;
-use crate::sinks::runner::{FIRST_RETRY, MAX_RETRY, PERMANENT_RETRY, ProgressReport};
+use crate::sinks::runner::{Backoff, ProgressReport, pause_unless_stopped};
 use crate::sinks::sqlite::stream_copy::StreamCopySink;
 use crate::sinks::{Batch, RunnerSettings, Sink, SinkError, postgres, source_keys};
 use crate::spool::Spool;
@@ -139,8 +139,7 @@ impl<S: Sink> Loader<S> {
             stop.clone(),
         ));
         tracing::info!(sink = name, consumer = %self.consumer, "loading from the stream");
-        let mut retry = FIRST_RETRY;
-        let mut failing = false;
+        let mut backoff = Backoff::new();
         // After a failed pull the consumer is looked up (or made) again: one deleted by an
         // operator, or lost with a server's state, would otherwise fail every pull for ever
         // (async-nats issue 1584 is the streaming form of this).
@@ -160,10 +159,7 @@ impl<S: Sink> Loader<S> {
             let pause = match self.step(&consumer, &stop).await {
                 Ok(Step::Idle) => Duration::ZERO,
                 Ok(Step::Loaded { events, refused }) => {
-                    if failing {
-                        tracing::info!(sink = name, "sink recovered; catching up");
-                        failing = false;
-                    }
+                    backoff.succeeded(name);
                     if refused > 0 {
                         tracing::warn!(
                             sink = name,
@@ -173,7 +169,6 @@ impl<S: Sink> Loader<S> {
                     }
                     self.metrics.loaded.inc_by(events as u64);
                     self.metrics.refused.inc_by(refused as u64);
-                    retry = FIRST_RETRY;
                     Duration::ZERO
                 }
                 Err(Failed { error, messages, in_stream }) => {
@@ -183,36 +178,23 @@ impl<S: Sink> Loader<S> {
                         self.sink.disconnect();
                     }
                     self.metrics.failures.inc();
-                    let pause = match &error {
-                        SinkError::Retryable(_) => retry,
-                        SinkError::Permanent(_) => PERMANENT_RETRY,
-                    };
-                    let message = SenderText(&error.to_string()).to_string();
-                    if in_stream {
-                        tracing::warn!(sink = name, error = %message, retry_in_ms = pause.as_millis() as u64,
-                            "cannot read the stream; retrying");
-                    } else if matches!(error, SinkError::Permanent(_)) {
-                        tracing::error!(sink = name, error = %message, retry_in_secs = pause.as_secs(),
-                            "sink failed and needs attention; the requests stay in the stream");
+                    let pause = if in_stream {
+                        let pause = backoff.next_retry();
+                        let message = SenderText(&error.to_string()).to_string();
+                        tracing::warn!(sink = name, error = %message,
+                            retry_in_ms = pause.as_millis() as u64, "cannot read the stream; retrying");
+                        pause
                     } else {
-                        tracing::warn!(sink = name, error = %message, retry_in_ms = pause.as_millis() as u64,
-                            "sink failed; the requests stay in the stream");
-                    }
+                        backoff.failed(name, &error, "the requests stay in the stream")
+                    };
                     // Given back to be redelivered after the pause, to this loader or another.
                     for message in &messages {
                         let _ = message.ack_with(AckKind::Nak(Some(pause))).await;
                     }
-                    failing = true;
-                    retry = (retry * 2).min(MAX_RETRY);
                     pause
                 }
             };
-            if !pause.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = stop.cancelled() => {}
-                }
-            }
+            pause_unless_stopped(pause, &stop).await;
         }
         // Acks are buffered writes: send them before the loader goes.
         let _ = self.stream.client.flush().await;
@@ -225,18 +207,17 @@ impl<S: Sink> Loader<S> {
         &self,
         stop: &CancellationToken,
     ) -> Option<(PullConsumer, stream::Stream)> {
-        let mut retry = FIRST_RETRY;
+        let mut backoff = Backoff::new();
         loop {
             match self.consumer().await {
                 Ok(consumer) => return Some(consumer),
                 Err(err) => tracing::warn!(sink = self.sink.name(), error = %err,
                     "cannot set up the sink's consumer; retrying"),
             }
-            tokio::select! {
-                () = tokio::time::sleep(retry) => {}
-                () = stop.cancelled() => return None,
+            pause_unless_stopped(backoff.next_retry(), stop).await;
+            if stop.is_cancelled() {
+                return None;
             }
-            retry = (retry * 2).min(MAX_RETRY);
         }
     }
 

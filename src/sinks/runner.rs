@@ -37,10 +37,10 @@ pub struct RunnerSettings {
 }
 
 /// Back-off after a retryable failure: doubles from the first step to the cap.
-pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(250);
-pub(crate) const MAX_RETRY: Duration = Duration::from_secs(10);
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const MAX_RETRY: Duration = Duration::from_secs(10);
 /// After a permanent failure (it needs an operator): try again this rarely.
-pub(crate) const PERMANENT_RETRY: Duration = Duration::from_secs(60);
+const PERMANENT_RETRY: Duration = Duration::from_secs(60);
 /// Once caught up, the sink wakes at every commit, and at least this often (a replay run by
 /// another process moves a cursor without a commit here).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -53,6 +53,67 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Blocking threads of a sink's runtime: the batch being read ahead, the cursor, the lag.
 const BLOCKING_THREADS: usize = 3;
+
+/// A sink loop's back-off: the pause after each failure (doubling from [`FIRST_RETRY`] to
+/// [`MAX_RETRY`] for a retryable one, [`PERMANENT_RETRY`] for one that needs an operator) and
+/// the line that says it recovered. Shared by this runner and the JetStream loaders.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    retry: Duration,
+    failing: bool,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff { retry: FIRST_RETRY, failing: false }
+    }
+
+    /// A step loaded something: the next failure starts from the first step again.
+    pub(crate) fn succeeded(&mut self, sink: &str) {
+        if self.failing {
+            tracing::info!(sink, "sink recovered; catching up");
+            self.failing = false;
+        }
+        self.retry = FIRST_RETRY;
+    }
+
+    /// The pause after `err`, logged with what waits meanwhile (`waiting`). A target's message
+    /// may quote a value a sender chose: it is escaped.
+    pub(crate) fn failed(&mut self, sink: &str, err: &SinkError, waiting: &str) -> Duration {
+        let message = SenderText(&err.to_string()).to_string();
+        let retry = self.next_retry();
+        let pause = match err {
+            SinkError::Retryable(_) => retry,
+            SinkError::Permanent(_) => PERMANENT_RETRY,
+        };
+        if let SinkError::Permanent(_) = err {
+            tracing::error!(sink, error = %message, retry_in_secs = pause.as_secs(),
+                "sink failed and needs attention; {waiting}");
+        } else {
+            tracing::warn!(sink, error = %message, retry_in_ms = pause.as_millis() as u64,
+                "sink failed; {waiting}");
+        }
+        self.failing = true;
+        pause
+    }
+
+    /// The retryable pause to use now, doubling it for the next failure.
+    pub(crate) fn next_retry(&mut self) -> Duration {
+        let now = self.retry;
+        self.retry = (self.retry * 2).min(MAX_RETRY);
+        now
+    }
+}
+
+/// Sleeps `pause`, or less if `stop` is cancelled meanwhile.
+pub(crate) async fn pause_unless_stopped(pause: Duration, stop: &CancellationToken) {
+    if !pause.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+}
 
 /// What the runners share.
 pub(super) struct Context<'a> {
@@ -155,8 +216,7 @@ impl<S: Sink> Runner<S> {
         ));
         let started = Instant::now();
         let mut commits = self.spool.subscribe();
-        let mut retry = FIRST_RETRY;
-        let mut failing = false;
+        let mut backoff = Backoff::new();
         let mut ahead: Option<Ahead> = None;
         // Once stopped, the sink loads what is in the log for a few seconds at most, so a
         // graceful stop leaves it caught up.
@@ -192,14 +252,10 @@ impl<S: Sink> Runner<S> {
             }
             let pause = match step {
                 Ok(Step::Loaded { full, events, refused }) => {
-                    if failing {
-                        tracing::info!(sink = name, "sink recovered; catching up");
-                        failing = false;
-                    }
+                    backoff.succeeded(name);
                     if refused > 0 {
                         tracing::warn!(sink = name, refused, "rows refused; kept in failed_events");
                     }
-                    retry = FIRST_RETRY;
                     self.metrics.loaded.inc_by(events as u64);
                     self.metrics.refused.inc_by(refused as u64);
                     // The linger counts from the read: a long load has let requests gather
@@ -226,35 +282,15 @@ impl<S: Sink> Runner<S> {
                     ahead = None;
                     self.sink.disconnect();
                     self.metrics.failures.inc();
-                    let (pause, permanent) = match &err {
-                        SinkError::Retryable(_) => (retry, false),
-                        SinkError::Permanent(_) => (PERMANENT_RETRY, true),
-                    };
-                    let message = err.to_string();
-                    // A target's message may quote a value a sender chose.
-                    if permanent {
-                        tracing::error!(sink = name, error = %SenderText(&message),
-                            retry_in_secs = pause.as_secs(),
-                            "sink failed and needs attention; events stay in the store until it loads them");
-                    } else {
-                        tracing::warn!(sink = name, error = %SenderText(&message),
-                            retry_in_ms = pause.as_millis() as u64,
-                            "sink failed; events stay in the store until it loads them");
-                    }
-                    if let Err(err) = self.spool.record_sink_error(name, message).await {
+                    let pause =
+                        backoff.failed(name, &err, "events stay in the store until it loads them");
+                    if let Err(err) = self.spool.record_sink_error(name, err.to_string()).await {
                         tracing::debug!(error = %err, "could not record the sink's error");
                     }
-                    failing = true;
-                    retry = (retry * 2).min(MAX_RETRY);
                     pause
                 }
             };
-            if !pause.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = stop.cancelled() => {}
-                }
-            }
+            pause_unless_stopped(pause, &stop).await;
         }
         lag.abort();
     }
