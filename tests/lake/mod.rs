@@ -28,13 +28,15 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../loopback/mod.rs"]
+mod loopback;
 
 pub(crate) const PYTHON_VARIABLE: &str = "TEST_LAKE_PYTHON";
 
@@ -274,7 +276,7 @@ impl S3Server {
     /// Starts moto on a free loopback port and waits until it answers.
     pub(crate) fn start(python: &Path) -> S3Server {
         let dir = tempfile::tempdir().expect("temporary directory for moto");
-        let port = free_port();
+        let port = loopback::free_ports(1)[0];
         let log = File::create(dir.path().join("moto.log")).expect("create moto log");
         let child = Command::new(python)
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -438,26 +440,9 @@ impl S3Server {
         }
     }
 
-    /// One request to moto: status and body, or `None` when it does not answer. HTTP/1.0, so
-    /// the body comes plain and the server closes.
+    /// One request to moto: status and body, or `None` when it does not answer.
     fn http(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-        let addr = (Ipv4Addr::LOCALHOST, self.port).into();
-        let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).ok()?;
-        stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok()?;
-        stream.set_write_timeout(Some(HTTP_TIMEOUT)).ok()?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Type: text/plain\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?.parse().ok()?;
-        Some((status, body.to_owned()))
+        loopback::http(self.port, method, path, body, HTTP_TIMEOUT)
     }
 }
 
@@ -468,11 +453,4 @@ impl Drop for S3Server {
             let _ = child.wait();
         }
     }
-}
-
-/// A loopback port nothing listens on now: the kernel's pick for port 0, released for moto to
-/// bind moments later.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    listener.local_addr().expect("bound address").port()
 }

@@ -12,14 +12,15 @@
 #![allow(dead_code)]
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../loopback/mod.rs"]
+mod loopback;
 
 pub(crate) const BINARY_VARIABLE: &str = "TEST_NATS_SERVER";
 
@@ -115,8 +116,10 @@ impl Cluster {
     pub(crate) fn start(bin: &Path, nodes: usize, options: &NodeOptions) -> Cluster {
         assert!(nodes >= 1, "a cluster needs at least one node");
         let dir = tempfile::tempdir().expect("temporary directory for nats-server");
-        let ports: Vec<[u16; 3]> =
-            free_ports(3 * nodes).chunks(3).map(|ports| [ports[0], ports[1], ports[2]]).collect();
+        let ports: Vec<[u16; 3]> = loopback::free_ports(3 * nodes)
+            .chunks(3)
+            .map(|ports| [ports[0], ports[1], ports[2]])
+            .collect();
         let routes: Vec<String> =
             ports.iter().map(|[_, _, route]| format!("nats-route://127.0.0.1:{route}")).collect();
         let nodes = ports
@@ -375,17 +378,7 @@ impl Cluster {
     /// A GET to the node's monitoring port: status and body, or `None` when it does not
     /// answer. HTTP/1.0, so the server sends the body plain and closes, never chunked.
     fn get(&self, node: usize, path: &str) -> Option<(u16, String)> {
-        let addr = (Ipv4Addr::LOCALHOST, self.nodes[node].http_port).into();
-        let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).ok()?;
-        stream.set_read_timeout(Some(HTTP_TIMEOUT)).ok()?;
-        stream.set_write_timeout(Some(HTTP_TIMEOUT)).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?.parse().ok()?;
-        Some((status, body.to_owned()))
+        loopback::http(self.nodes[node].http_port, "GET", path, "", HTTP_TIMEOUT)
     }
 }
 
@@ -443,16 +436,6 @@ pub(crate) fn stream_details(jsz: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
         .filter_map(|account| account["stream_detail"].as_array())
         .flatten()
-}
-
-/// `count` distinct loopback ports nothing listens on now: the kernel's picks for port 0, all
-/// held until the last is picked (so none comes twice), then released. The servers bind them
-/// moments later; another process taking one in between is unlikely enough.
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port"))
-        .collect();
-    listeners.iter().map(|listener| listener.local_addr().expect("bound address").port()).collect()
 }
 
 /// A path as a quoted string of nats-server's configuration format, which escapes as JSON does.
