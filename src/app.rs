@@ -33,6 +33,13 @@ pub enum Role {
     Load,
 }
 
+impl Role {
+    /// Whether this process runs the sinks.
+    pub fn loads(self) -> bool {
+        !matches!(self, Role::Serve { load: false })
+    }
+}
+
 /// A bound, ready-to-run hookhouse.
 #[derive(Debug)]
 pub struct App {
@@ -134,7 +141,7 @@ impl App {
                 sinks::start(&state.config, spool, &state.metrics, &stop_sinks, &sink_tasks)
                     .context("failed to start the sinks")?;
             }
-            RequestLog::JetStream(log) if role != (Role::Serve { load: false }) => {
+            RequestLog::JetStream(log) if role.loads() => {
                 let started = loader::start(
                     &state.config,
                     log.stream(),

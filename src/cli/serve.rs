@@ -47,7 +47,8 @@ impl ServeArgs {
 }
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    run(args, Role::Serve { load: true }).await
+    let role = Role::Serve { load: !args.no_load };
+    run(args, role).await
 }
 
 /// `hookhouse load`: the sinks of a JetStream log, and `/healthz`, `/readyz`, `/metrics`.
@@ -57,10 +58,6 @@ pub(super) async fn load(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run(args: ServeArgs, role: Role) -> anyhow::Result<()> {
     let config = args.load_config()?;
-    let role = match role {
-        Role::Serve { .. } => Role::Serve { load: !args.no_load },
-        Role::Load => Role::Load,
-    };
     let shutdown = shutdown_signal().context("failed to install the signal handlers")?;
     let app = App::build_as(config, role).await?;
     print_banner(&app, role);
@@ -85,10 +82,10 @@ fn print_banner(app: &App, role: Role) {
     };
     let mut text =
         format!("hookhouse {} listening on {base}\n  {log}\n", env!("CARGO_PKG_VERSION"));
-    if role == (Role::Serve { load: false }) {
+    if !role.loads() {
         text.push_str("  not loading (--no-load): `hookhouse load` processes run the sinks\n");
     }
-    if let (Some(pg), false) = (&config.sinks.postgres, role == (Role::Serve { load: false })) {
+    if let (Some(pg), true) = (&config.sinks.postgres, role.loads()) {
         text.push_str(&format!(
             "  loading PostgreSQL: {} schema `{}`{} (lag: `hookhouse status`)\n",
             pg.url_masked(),
