@@ -176,8 +176,10 @@ fn prepare(
     let batch = match straddled {
         None => batch,
         Some(after) => {
-            let requests =
-                reader.read_after(after, usize::MAX, usize::MAX).map_err(|e| retry(&e))?;
+            // Seqs grow by one: the requests through the batch's last are at most this many,
+            // so the read never runs on into the rest of the log.
+            let through = usize::try_from(batch.through - after).unwrap_or(usize::MAX);
+            let requests = reader.read_after(after, through, usize::MAX).map_err(|e| retry(&e))?;
             let requests: Vec<_> =
                 requests.into_iter().take_while(|stored| stored.seq <= batch.through).collect();
             widened = Batch::build(after, &requests, keys)
