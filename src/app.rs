@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::http_server::{self, Transport};
+use crate::inspector::{self, Inspector};
 use crate::jetstream::Stream;
 use crate::jetstream::loader;
 use crate::jetstream::log::StreamLog;
@@ -50,7 +51,12 @@ pub struct App {
     writer: Option<WriterHandle>,
     /// The certificate files and the live configuration SIGHUP reloads, when serving HTTPS.
     tls: Option<(TlsFiles, RustlsConfig)>,
+    /// The inspector's listener (`[admin] listen`), when configured.
+    admin: Option<(TcpListener, Arc<Inspector>)>,
 }
+
+/// Connections the admin listener serves at once: people with a browser, not Iterable.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 impl App {
     /// Opens the store and binds the listening socket; nothing is served until [`App::run`].
@@ -101,13 +107,34 @@ impl App {
             }
             None => None,
         };
+        let admin = match &config.admin {
+            None => None,
+            Some(admin) => {
+                let admin_listener = TcpListener::bind(admin.listen).await.with_context(|| {
+                    format!(
+                        "failed to listen on `{}` for the inspector: choose another with \
+                         --admin or `admin.listen`",
+                        admin.listen
+                    )
+                })?;
+                let webhook_addr = listener.local_addr().unwrap_or(listen);
+                let inspector = Inspector::new(&config, webhook_addr)
+                    .context("the inspector has no embedded tables to read")?;
+                Some((admin_listener, Arc::new(inspector)))
+            }
+        };
         let state = Arc::new(AppState::new(config, log));
-        Ok(App { listener, state, role, writer, tls })
+        Ok(App { listener, state, role, writer, tls, admin })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         // A bound listener always has an address; fall back to the configured one regardless.
         self.listener.local_addr().unwrap_or(self.state.config.server.listen)
+    }
+
+    /// Where the inspector listens, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn config(&self) -> &Config {
@@ -130,7 +157,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { listener, state, role, writer, tls } = self;
+        let App { listener, state, role, writer, tls, admin } = self;
         let stop_serving = CancellationToken::new();
         let stop_sinks = CancellationToken::new();
         let sink_tasks = TaskTracker::new();
@@ -179,11 +206,27 @@ impl App {
                 Transport::Tls(config)
             }
         };
+        // The inspector serves beside the webhook port, with its certificate, and stops with it.
+        let admin_served = admin.map(|(admin_listener, inspector)| {
+            let listener = LimitedListener::new(admin_listener, ADMIN_MAX_CONNECTIONS);
+            let served = http_server::serve(
+                listener,
+                inspector::router(inspector),
+                transport.clone(),
+                stop_serving.clone(),
+                settings,
+            );
+            tokio::spawn(served)
+        });
         let router = match role {
             Role::Serve { .. } => receiver::router(state),
             Role::Load => receiver::operations_router(state),
         };
         let drained = serve(listener, router, transport, stop_serving, grace, settings).await;
+        if let Some(admin_served) = admin_served {
+            // Its connections hold no store handle; a page left open is not waited for long.
+            let _ = tokio::time::timeout(grace.min(ADMIN_STOP_TIMEOUT), admin_served).await;
+        }
         // The sinks load what was committed, then stop; whatever they had not loaded stays in
         // the log behind their cursors.
         stop_sinks.cancel();
@@ -214,6 +257,9 @@ impl App {
 /// How long shutdown waits for the sinks to catch up and stop (each gives itself a little
 /// less, see `sinks::runner`).
 const SINK_STOP_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// How long shutdown waits for the inspector's connections (a page polling it) to close.
+const ADMIN_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for the writer once the server has stopped.
 const WRITER_JOIN_TIMEOUT: Duration = Duration::from_secs(10);

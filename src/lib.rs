@@ -27,6 +27,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 mod http_server;
+pub mod inspector;
 pub mod iterable;
 pub mod jetstream;
 pub mod metrics;

@@ -16,6 +16,10 @@ pub struct ServeArgs {
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve the inspector (a page and JSON API showing what arrived) on this address, such
+    /// as `127.0.0.1:8081`; off unless given here or as `[admin] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
     /// Where the store lives [default: ./hookhouse-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -31,7 +35,11 @@ impl ServeArgs {
     /// The configuration these flags name; its warnings are logged, or with `--strict`
     /// refused like errors.
     pub(super) fn load_config(&self) -> anyhow::Result<Config> {
-        let overrides = Overrides { listen: self.listen.clone(), data_dir: self.data_dir.clone() };
+        let overrides = Overrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            admin: self.admin.clone(),
+        };
         let config = Config::load(self.config.as_deref(), &overrides)?;
         if self.strict && !config.warnings.is_empty() {
             anyhow::bail!(
@@ -95,6 +103,7 @@ fn print_banner(app: &App, role: Role) {
     }
     if role == Role::Load {
         text.push_str("  Health: /healthz  Readiness: /readyz  Metrics: /metrics\n");
+        text.push_str(&inspector_line(app, scheme));
         println!("{text}");
         return;
     }
@@ -115,5 +124,19 @@ fn print_banner(app: &App, role: Role) {
         );
     }
     text.push_str("  Health: /healthz  Readiness: /readyz  Metrics: /metrics\n");
+    text.push_str(&inspector_line(app, scheme));
     println!("{text}");
+}
+
+/// Where to open the inspector, or how to turn it on.
+fn inspector_line(app: &App, scheme: &str) -> String {
+    match (app.admin_addr(), &app.config().admin) {
+        (Some(addr), Some(admin)) => format!(
+            "\n  Inspector (what arrived, and what became of it): {scheme}://{addr}/{}\n",
+            if admin.token.is_some() { "  (asks for `admin.token`)" } else { "" }
+        ),
+        _ => "\n  Inspector: off; run with `--admin 127.0.0.1:8081` (or set `[admin] listen`) to \
+              watch requests arrive in a browser\n"
+            .to_owned(),
+    }
 }

@@ -8,12 +8,14 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod admin;
 mod file_modes;
 mod secret;
 mod sinks;
 mod source;
 mod spool;
 
+pub use admin::{AdminConfig, RawAdmin};
 pub use file_modes::open_to_others;
 use ipnet::IpNet;
 pub use sinks::{
@@ -42,6 +44,7 @@ pub struct RawConfig {
     pub sources: Vec<RawSource>,
     pub sinks: RawSinks,
     pub spool: RawSpool,
+    pub admin: RawAdmin,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +171,8 @@ pub const CREDENTIAL_HEADERS: [&str; 4] =
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `--admin ADDR`: the inspector's listener.
+    pub admin: Option<String>,
 }
 
 /// A validated configuration: every value typed, every cross-reference checked.
@@ -178,6 +183,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub sinks: SinksConfig,
     pub spool: SpoolConfig,
+    /// The inspector's listener, when `[admin] listen` is set.
+    pub admin: Option<AdminConfig>,
     /// Problems that do not stop a start (a secret file others can read); `--strict` makes
     /// them errors.
     pub warnings: Vec<String>,
@@ -282,6 +289,9 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             raw.store.data_dir.clone_from(dir);
         }
+        if let Some(admin) = &overrides.admin {
+            raw.admin.listen = Some(admin.clone());
+        }
         Self::validate(raw)
     }
 
@@ -342,7 +352,7 @@ impl Config {
                 }
             }
         }
-        let warnings = file_modes::exposed_secret_files(&raw);
+        let mut warnings = file_modes::exposed_secret_files(&raw);
 
         let mut sources: Vec<SourceConfig> = raw
             .sources
@@ -414,6 +424,15 @@ impl Config {
             );
         }
 
+        let admin = admin::resolve(&raw.admin, listen, tls.is_some(), &mut problems, &mut warnings);
+        if admin.is_some() && spool.jetstream().is_some() && sinks.sqlite_copy.is_none() {
+            problems.push(
+                "the inspector (`[admin]`) reads the embedded tables: with a JetStream log, keep \
+                 a local copy with `[sinks.sqlite] path = \"/var/lib/hookhouse/copy\"`"
+                    .to_owned(),
+            );
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -446,11 +465,22 @@ impl Config {
             sources,
             sinks,
             spool,
+            admin,
             warnings,
         })
     }
 
     /// A configuration for tests and tools: defaults, one `default` source.
+    /// The `hookhouse.db` holding the embedded tables: the store itself, or with a JetStream
+    /// log its local copy (`[sinks.sqlite]`), if there is one.
+    pub fn embedded_db_path(&self) -> Option<PathBuf> {
+        match (self.spool.jetstream(), &self.sinks.sqlite_copy) {
+            (None, _) => Some(self.store.db_path()),
+            (Some(_), Some(dir)) => Some(dir.join("hookhouse.db")),
+            (Some(_), None) => None,
+        }
+    }
+
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let mut raw = RawConfig::default();
         raw.store.data_dir = data_dir.into();

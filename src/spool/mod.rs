@@ -31,6 +31,7 @@
 mod checkpointer;
 mod cursors;
 mod files;
+pub mod inspect;
 mod maintenance;
 mod reader;
 mod schema;

@@ -45,6 +45,14 @@ impl SpoolReader {
         Ok(SpoolReader { conn })
     }
 
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(super) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// The store's identity, so a warehouse can tell which store it is loaded from.
     pub fn store_id(&self) -> Result<String, SpoolError> {
         Ok(self.conn.query_row("SELECT id FROM spool_identity", [], |row| row.get(0))?)
@@ -86,6 +94,13 @@ impl SpoolReader {
             }
         }
         Ok(batch)
+    }
+
+    /// Request `seq`, if the store has it.
+    pub fn read_one(&self, seq: i64) -> Result<Option<StoredRequest>, SpoolError> {
+        use rusqlite::OptionalExtension as _;
+        let sql = format!("SELECT {REQUEST_COLUMNS} FROM raw_requests WHERE seq = ?1");
+        Ok(self.conn.prepare_cached(&sql)?.query_row([seq], stored_request).optional()?)
     }
 
     /// The event ids whose first request (`events.raw_seq`, the row the embedded tables keep)

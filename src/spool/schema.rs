@@ -164,6 +164,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE spool_identity ADD COLUMN copy_of TEXT;
     "#,
+    // 8: the inspector finds a person's requests, and journey answers their events, by email
+    // or user id. Partial: many events carry only one of the two.
+    r#"
+    CREATE INDEX events_email ON events (email, event_name, created_at) WHERE email IS NOT NULL;
+    CREATE INDEX events_user_id ON events (user_id, event_name, created_at)
+        WHERE user_id IS NOT NULL;
+    CREATE INDEX journey_calls_email ON journey_calls (email) WHERE email IS NOT NULL;
+    CREATE INDEX journey_calls_user_id ON journey_calls (user_id) WHERE user_id IS NOT NULL;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ use crate::spool::{Maintenance, Selection, SpoolError, rewind_sinks};
 const BATCH: usize = 500;
 
 /// What a replay did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReplayReport {
     pub requests: u64,
     pub events: u64,

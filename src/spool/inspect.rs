@@ -1,0 +1,619 @@
+//! What the inspector reads of the store: pages of recent requests with what became of them,
+//! one request whole, the failures, and counts per minute.
+//!
+//! Every query starts at the newest row of an index and stops after a bounded number of rows,
+//! so a view costs the same with ten requests in the store or ten million. A filter with an
+//! index of its own (an email or user id, failures, journey calls) reads at most
+//! [`CANDIDATES`] of its rows; the others (source, event name, text) examine at most
+//! [`SCAN_WINDOW`] requests. When that bound ends a page early, the page says where to go on
+//! (`next_before`) rather than scanning the whole store.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params_from_iter};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::SpoolError;
+use super::reader::SpoolReader;
+use crate::request::{RequestKind, format_time};
+
+/// The most requests one page holds.
+pub const MAX_PAGE: usize = 200;
+/// Requests examined per page when no index serves the filter.
+pub const SCAN_WINDOW: i64 = 20_000;
+/// Rows read from a filter's own index per page.
+pub const CANDIDATES: i64 = 5_000;
+/// The sink whose cursor says whether a request's rows are in the embedded tables yet.
+const EMBEDDED_SINK: &str = "sqlite";
+/// Columns holding JSON text, shown as JSON.
+const JSON_COLUMNS: [&str; 6] =
+    ["data", "email_list_ids", "labels", "transactional_data", "parse_warnings", "headers"];
+
+/// Which requests a page lists; every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    /// Only `seq < before` (the next page).
+    pub before: Option<i64>,
+    /// Only `seq > after` (what arrived since the last look).
+    pub after: Option<i64>,
+    pub limit: usize,
+    pub source: Option<String>,
+    /// An event name, such as `emailOpen`.
+    pub event: Option<String>,
+    pub outcome: Option<OutcomeFilter>,
+    /// An email address or a user id.
+    pub who: Option<String>,
+    /// Bytes the body or the query string contains, exactly.
+    pub text: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeFilter {
+    /// It was the first to carry at least one event.
+    Events,
+    /// At least one part of it failed (the normaliser, or a sink that refused a row).
+    Failed,
+    /// A journey webhook call.
+    Journey,
+    /// Loaded, with nothing of its own: its events came earlier (Iterable resends).
+    Duplicate,
+    /// Not in the embedded tables yet.
+    Pending,
+}
+
+/// One line of the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestSummary {
+    pub seq: i64,
+    pub received_at: String,
+    pub source: String,
+    pub kind: &'static str,
+    pub journey: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub content_type: Option<String>,
+    pub body_bytes: i64,
+    pub body_dropped: bool,
+    /// The email or user id of its first event or journey call.
+    pub who: Option<String>,
+    pub events: Vec<NameCount>,
+    pub failures: i64,
+    pub journey_call: bool,
+    /// `events`, `failed`, `partial` (events and failures), `journey`, `duplicate`, `pending`.
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NameCount {
+    pub name: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestPage {
+    pub requests: Vec<RequestSummary>,
+    /// Pass as `before` for the next page; `None` when nothing older matches.
+    pub next_before: Option<i64>,
+    /// The newest seq in the store, for a view that polls with `after`.
+    pub last_seq: i64,
+}
+
+/// One request whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestDetail {
+    pub summary: RequestSummary,
+    /// Every column of its `raw_requests` row; the body as text when it is UTF-8 (else
+    /// `body_base64`).
+    pub request: Map<String, Value>,
+    /// The `events` rows it was first to carry.
+    pub events: Vec<Map<String, Value>>,
+    pub journey_calls: Vec<Map<String, Value>>,
+    pub failures: Vec<Map<String, Value>>,
+    /// Each sink and whether it has loaded this request.
+    pub loaded_by: Vec<SinkPosition>,
+    /// Events it carried that an earlier request brought first (filled by the caller, which
+    /// runs the pipeline for their ids).
+    pub carried_earlier: Vec<Carried>,
+}
+
+/// An event a request carried that is in the store from an earlier request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Carried {
+    pub event_id: String,
+    pub first_seq: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkPosition {
+    pub sink: String,
+    pub loaded: bool,
+}
+
+/// A row of `failed_events`, its body cut to a preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedRow {
+    pub id: i64,
+    pub raw_seq: i64,
+    pub received_at: String,
+    pub source: Option<String>,
+    pub stage: String,
+    pub reason: String,
+    /// The sink that refused it; `None` for the normaliser.
+    pub sink: Option<String>,
+    pub body_bytes: i64,
+    pub body_preview: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedPage {
+    pub failures: Vec<FailedRow>,
+    pub next_before: Option<i64>,
+}
+
+/// Events (and failures) per time bucket, by event name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// `minute` or `hour`.
+    pub bucket: &'static str,
+    pub from: String,
+    pub to: String,
+    pub counts: Vec<BucketCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketCount {
+    /// The bucket's start, RFC 3339.
+    pub at: String,
+    /// The event's family (`email`, `push`, ...); `failed` for failures.
+    pub family: String,
+    pub event_name: String,
+    pub count: i64,
+}
+
+/// How big each bucket of [`SpoolReader::stats`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Minute,
+    Hour,
+}
+
+impl Bucket {
+    /// Characters of `received_at` (`2026-12-02T05:01:02.123456Z`) naming the bucket.
+    fn prefix(self) -> i64 {
+        match self {
+            Bucket::Minute => 16,
+            Bucket::Hour => 13,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Bucket::Minute => "minute",
+            Bucket::Hour => "hour",
+        }
+    }
+
+    fn complete(self, prefix: &str) -> String {
+        match self {
+            Bucket::Minute => format!("{prefix}:00Z"),
+            Bucket::Hour => format!("{prefix}:00:00Z"),
+        }
+    }
+}
+
+impl SpoolReader {
+    /// Gives up on a query running longer than `limit` (it then fails with an interrupt), so
+    /// an unlucky filter cannot hold a reader for long.
+    pub fn limit_query_time(&mut self, limit: std::time::Duration) -> Result<(), SpoolError> {
+        let started = std::time::Instant::now();
+        self.conn_mut().progress_handler(50_000, Some(move || started.elapsed() > limit))?;
+        Ok(())
+    }
+
+    /// A page of requests, newest first.
+    pub fn requests(&self, filter: &RequestFilter) -> Result<RequestPage, SpoolError> {
+        let conn = self.conn();
+        let last_seq = self.last_seq()?;
+        let cursor = embedded_position(conn)?;
+        let limit = filter.limit.clamp(1, MAX_PAGE);
+        // Exclusive bounds: lo < seq < hi.
+        let mut hi = filter.before.unwrap_or(i64::MAX).min(last_seq.saturating_add(1));
+        let mut lo = filter.after.unwrap_or(0).max(0);
+        if let Some(until) = &filter.until {
+            hi = hi.min(first_seq_at_or_after(conn, until, last_seq, true)?);
+        }
+        if let Some(since) = &filter.since {
+            lo = lo.max(first_seq_at_or_after(conn, since, last_seq, false)? - 1);
+        }
+        if filter.outcome == Some(OutcomeFilter::Pending) {
+            lo = lo.max(cursor);
+        }
+        if lo + 1 >= hi {
+            return Ok(RequestPage { requests: Vec::new(), next_before: None, last_seq });
+        }
+
+        let mut conditions = vec!["r.seq > ?1 AND r.seq < ?2".to_owned()];
+        let mut values: Vec<SqlValue> = vec![SqlValue::Integer(lo), SqlValue::Integer(hi)];
+        let mut bind = |value: SqlValue| {
+            values.push(value);
+            format!("?{}", values.len())
+        };
+        if let Some(source) = &filter.source {
+            conditions.push(format!("r.source = {}", bind(SqlValue::Text(source.clone()))));
+        }
+        if let Some(event) = &filter.event {
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM events e WHERE e.raw_seq = r.seq AND e.event_name = {})",
+                bind(SqlValue::Text(event.clone()))
+            ));
+        }
+        if let Some(text) = &filter.text {
+            let needle = bind(SqlValue::Blob(text.as_bytes().to_vec()));
+            conditions.push(format!(
+                "(instr(r.body, {needle}) > 0 OR instr(CAST(coalesce(r.query, '') AS BLOB), \
+                 {needle}) > 0)"
+            ));
+        }
+        let has_events = "EXISTS (SELECT 1 FROM events e WHERE e.raw_seq = r.seq)";
+        let has_failures = "EXISTS (SELECT 1 FROM failed_events f WHERE f.raw_seq = r.seq)";
+        let has_call = "EXISTS (SELECT 1 FROM journey_calls j WHERE j.seq = r.seq)";
+        match filter.outcome {
+            Some(OutcomeFilter::Events) => conditions.push(has_events.to_owned()),
+            Some(OutcomeFilter::Failed) => conditions.push(has_failures.to_owned()),
+            Some(OutcomeFilter::Journey) => conditions.push(has_call.to_owned()),
+            Some(OutcomeFilter::Duplicate) => conditions.push(format!(
+                "NOT {has_events} AND NOT {has_failures} AND NOT {has_call} AND r.seq <= {}",
+                bind(SqlValue::Integer(cursor))
+            )),
+            Some(OutcomeFilter::Pending) | None => {}
+        }
+        // The rows to examine: a filter's own index when it has one, else a window of seqs.
+        let candidates = if let Some(who) = &filter.who {
+            let who = bind(SqlValue::Text(who.clone()));
+            Some(format!(
+                "SELECT raw_seq FROM events WHERE email = {who} AND raw_seq > ?1 AND raw_seq < ?2 \
+                 UNION SELECT raw_seq FROM events WHERE user_id = {who} AND raw_seq > ?1 \
+                 AND raw_seq < ?2 \
+                 UNION SELECT seq FROM journey_calls WHERE email = {who} AND seq > ?1 AND seq < ?2 \
+                 UNION SELECT seq FROM journey_calls WHERE user_id = {who} AND seq > ?1 \
+                 AND seq < ?2 ORDER BY 1 DESC LIMIT {CANDIDATES}"
+            ))
+        } else {
+            match filter.outcome {
+                Some(OutcomeFilter::Failed) => Some(format!(
+                    "SELECT DISTINCT raw_seq FROM failed_events WHERE raw_seq > ?1 \
+                     AND raw_seq < ?2 ORDER BY raw_seq DESC LIMIT {CANDIDATES}"
+                )),
+                Some(OutcomeFilter::Journey) => Some(format!(
+                    "SELECT seq FROM journey_calls WHERE seq > ?1 AND seq < ?2 \
+                     ORDER BY seq DESC LIMIT {CANDIDATES}"
+                )),
+                _ => None,
+            }
+        };
+        // Where the examined rows end, when the bound and not the store ended them.
+        let floor = match &candidates {
+            Some(sql) => {
+                conditions.push(format!("r.seq IN ({sql})"));
+                let (count, lowest): (i64, Option<i64>) = conn.query_row(
+                    &format!("SELECT count(*), min(raw_seq) FROM ({sql})"),
+                    params_from_iter(values.iter()),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                if count >= CANDIDATES { lowest } else { None }
+            }
+            None => {
+                let window_lo = lo.max(hi.saturating_sub(SCAN_WINDOW + 1));
+                values[0] = SqlValue::Integer(window_lo);
+                (window_lo > lo).then_some(window_lo + 1)
+            }
+        };
+        let sql = format!(
+            "SELECT r.seq FROM raw_requests r WHERE {} ORDER BY r.seq DESC LIMIT {limit}",
+            conditions.join(" AND ")
+        );
+        let mut statement = conn.prepare(&sql)?;
+        let seqs: Vec<i64> = statement
+            .query_map(params_from_iter(values.iter()), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let next_before = if seqs.len() == limit { seqs.last().copied() } else { floor };
+        let requests = seqs
+            .iter()
+            .map(|&seq| summary(conn, seq, cursor))
+            .filter_map(Result::transpose)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RequestPage { requests, next_before, last_seq })
+    }
+
+    /// One request with every row made from it; `None` if there is no such request.
+    pub fn request(&self, seq: i64) -> Result<Option<RequestDetail>, SpoolError> {
+        let conn = self.conn();
+        let cursor = embedded_position(conn)?;
+        let Some(summary) = summary(conn, seq, cursor)? else { return Ok(None) };
+        let request =
+            rows(conn, "SELECT * FROM raw_requests WHERE seq = ?1", seq)?.pop().unwrap_or_default();
+        let events = rows(conn, "SELECT * FROM events WHERE raw_seq = ?1", seq)?;
+        let journey_calls = rows(conn, "SELECT * FROM journey_calls WHERE seq = ?1", seq)?;
+        let failures =
+            rows(conn, "SELECT * FROM failed_events WHERE raw_seq = ?1 ORDER BY id", seq)?;
+        let mut statement =
+            conn.prepare("SELECT sink, position FROM sink_cursors ORDER BY sink")?;
+        let loaded_by = statement
+            .query_map([], |r| {
+                Ok(SinkPosition { sink: r.get(0)?, loaded: r.get::<_, i64>(1)? >= seq })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(RequestDetail {
+            summary,
+            request,
+            events,
+            journey_calls,
+            failures,
+            loaded_by,
+            carried_earlier: Vec::new(),
+        }))
+    }
+
+    /// The list line of request `seq`, or `None` if there is no such request.
+    pub fn summary(&self, seq: i64) -> Result<Option<RequestSummary>, SpoolError> {
+        let conn = self.conn();
+        Ok(summary(conn, seq, embedded_position(conn)?)?)
+    }
+
+    /// The newest seq in the store; 0 when it is empty.
+    pub fn last_seq(&self) -> Result<i64, SpoolError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT coalesce(max(seq), 0) FROM raw_requests", [], |r| r.get(0))?)
+    }
+
+    /// The event ids in the store among `ids`, with the request that first carried each.
+    pub fn carriers(&self, ids: &[String]) -> Result<Vec<(String, i64)>, SpoolError> {
+        let mut statement =
+            self.conn().prepare_cached("SELECT raw_seq FROM events WHERE event_id = ?1")?;
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(seq) = statement.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+                found.push((id.clone(), seq));
+            }
+        }
+        Ok(found)
+    }
+
+    /// A page of `failed_events`, newest first.
+    pub fn failed(&self, before: Option<i64>, limit: usize) -> Result<FailedPage, SpoolError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut statement = self.conn().prepare_cached(
+            "SELECT f.id, f.raw_seq, f.received_at, r.source, f.stage, f.reason, f.sink, \
+             length(f.body), CAST(substr(f.body, 1, 2000) AS TEXT) \
+             FROM failed_events f LEFT JOIN raw_requests r ON r.seq = f.raw_seq \
+             WHERE f.id < ?1 ORDER BY f.id DESC LIMIT ?2",
+        )?;
+        let failures: Vec<FailedRow> = statement
+            .query_map(rusqlite::params![before.unwrap_or(i64::MAX), limit as i64], |r| {
+                Ok(FailedRow {
+                    id: r.get(0)?,
+                    raw_seq: r.get(1)?,
+                    received_at: r.get(2)?,
+                    source: r.get(3)?,
+                    stage: r.get(4)?,
+                    reason: r.get(5)?,
+                    sink: r.get(6)?,
+                    body_bytes: r.get(7)?,
+                    body_preview: lossy(r.get_ref(8)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let next_before =
+            (failures.len() == limit).then(|| failures.last().map(|f| f.id)).flatten();
+        Ok(FailedPage { failures, next_before })
+    }
+
+    /// Events received from `from` to now, by bucket and event name, and failures by bucket.
+    /// The cost is that of the events in the window, found through `events_raw_seq`.
+    pub fn stats(&self, from: DateTime<Utc>, bucket: Bucket) -> Result<Stats, SpoolError> {
+        let conn = self.conn();
+        let last_seq = self.last_seq()?;
+        let start = first_seq_at_or_after(conn, &from, last_seq, false)?;
+        let from_text = format_time(&from);
+        let mut counts = Vec::new();
+        let mut statement = conn.prepare_cached(
+            "SELECT substr(received_at, 1, ?3), family, event_name, count(*) FROM events \
+             WHERE raw_seq >= ?1 AND received_at >= ?2 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )?;
+        let rows =
+            statement.query_map(rusqlite::params![start, from_text, bucket.prefix()], |r| {
+                Ok(BucketCount {
+                    at: bucket.complete(&r.get::<_, String>(0)?),
+                    family: r.get(1)?,
+                    event_name: r.get(2)?,
+                    count: r.get(3)?,
+                })
+            })?;
+        for row in rows {
+            counts.push(row?);
+        }
+        let mut statement = conn.prepare_cached(
+            "SELECT substr(received_at, 1, ?3), count(*) FROM failed_events \
+             WHERE raw_seq >= ?1 AND received_at >= ?2 GROUP BY 1 ORDER BY 1",
+        )?;
+        let rows =
+            statement.query_map(rusqlite::params![start, from_text, bucket.prefix()], |r| {
+                Ok(BucketCount {
+                    at: bucket.complete(&r.get::<_, String>(0)?),
+                    family: "failed".to_owned(),
+                    event_name: "failed".to_owned(),
+                    count: r.get(1)?,
+                })
+            })?;
+        for row in rows {
+            counts.push(row?);
+        }
+        Ok(Stats { bucket: bucket.name(), from: from_text, to: format_time(&Utc::now()), counts })
+    }
+}
+
+/// The embedded tables' cursor: requests after it have no rows there yet.
+fn embedded_position(conn: &Connection) -> rusqlite::Result<i64> {
+    Ok(conn
+        .query_row("SELECT position FROM sink_cursors WHERE sink = ?1", [EMBEDDED_SINK], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// The smallest seq `s` such that every request before it was received before `time` (at or
+/// before it, when `strictly`) and the one at or after it was not: `last_seq + 1` when every
+/// request was. A binary search over the primary key, since `received_at` grows with `seq`
+/// (both follow arrival; requests committed in one batch may differ by its milliseconds).
+fn first_seq_at_or_after(
+    conn: &Connection,
+    time: &DateTime<Utc>,
+    last_seq: i64,
+    strictly: bool,
+) -> rusqlite::Result<i64> {
+    let time = format_time(time);
+    let mut statement = conn.prepare_cached(
+        "SELECT seq, received_at FROM raw_requests WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+    )?;
+    let (mut lo, mut hi) = (1_i64, last_seq.saturating_add(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let first: Option<(i64, String)> =
+            statement.query_row([mid], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        match first {
+            // The first request from `mid` on came before `time`: so did every one up to it.
+            Some((seq, at)) if (if strictly { at <= time } else { at < time }) => lo = seq + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
+/// The list line of request `seq`, or `None` if there is none.
+fn summary(conn: &Connection, seq: i64, cursor: i64) -> rusqlite::Result<Option<RequestSummary>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT seq, received_at, source, kind, journey, method, path, content_type, \
+         length(body), body_dropped FROM raw_requests WHERE seq = ?1",
+    )?;
+    let Some(mut summary) = statement
+        .query_row([seq], |r| {
+            let path: String = r.get(6)?;
+            let kind = match r.get::<_, Option<String>>(3)? {
+                Some(kind) => RequestKind::from_stored(&kind, r.get(4)?)
+                    .map_or("unknown", |kind| kind.as_str()),
+                None => RequestKind::of_path(&path).as_str(),
+            };
+            Ok(RequestSummary {
+                seq: r.get(0)?,
+                received_at: r.get(1)?,
+                source: r.get(2)?,
+                kind,
+                journey: r.get(4)?,
+                method: r.get(5)?,
+                path,
+                content_type: r.get(7)?,
+                body_bytes: r.get(8)?,
+                body_dropped: r.get(9)?,
+                who: None,
+                events: Vec::new(),
+                failures: 0,
+                journey_call: false,
+                outcome: "pending",
+            })
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut statement = conn.prepare_cached(
+        "SELECT event_name, count(*), min(coalesce(email, user_id)) FROM events \
+         WHERE raw_seq = ?1 GROUP BY event_name ORDER BY event_name",
+    )?;
+    let mut rows = statement.query([seq])?;
+    while let Some(row) = rows.next()? {
+        summary.events.push(NameCount { name: row.get(0)?, count: row.get(1)? });
+        if summary.who.is_none() {
+            summary.who = row.get(2)?;
+        }
+    }
+    summary.failures = conn
+        .prepare_cached("SELECT count(*) FROM failed_events WHERE raw_seq = ?1")?
+        .query_row([seq], |r| r.get(0))?;
+    let call: Option<Option<String>> = conn
+        .prepare_cached("SELECT coalesce(email, user_id) FROM journey_calls WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?;
+    if let Some(who) = call {
+        summary.journey_call = true;
+        summary.who = summary.who.or(who);
+    }
+    summary.outcome = match (summary.events.is_empty(), summary.failures > 0) {
+        _ if seq > cursor => "pending",
+        (false, true) => "partial",
+        (true, true) => "failed",
+        _ if summary.journey_call => "journey",
+        (false, false) => "events",
+        (true, false) => "duplicate",
+    };
+    Ok(Some(summary))
+}
+
+/// The rows `sql` (one `?1` parameter) selects, each as a JSON object of its columns.
+fn rows(
+    conn: &Connection,
+    sql: &str,
+    param: impl ToSql,
+) -> rusqlite::Result<Vec<Map<String, Value>>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
+    let mut rows = statement.query([param])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(row_object(&names, row)?);
+    }
+    Ok(out)
+}
+
+fn row_object(names: &[String], row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
+    let mut object = Map::new();
+    for (index, name) in names.iter().enumerate() {
+        let value = match row.get_ref(index)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(n) => Value::from(n),
+            ValueRef::Real(x) => Value::from(x),
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) if JSON_COLUMNS.contains(&name.as_str()) => {
+                    serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
+                }
+                Ok(text) => Value::from(text),
+                Err(_) => {
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    object.insert(format!("{name}_base64"), Value::from(encoded));
+                    continue;
+                }
+            },
+        };
+        object.insert(name.clone(), value);
+    }
+    Ok(object)
+}
+
+/// A preview's text: valid UTF-8 as it is, anything else with replacement characters.
+fn lossy(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(n) => n.to_string(),
+        ValueRef::Real(x) => x.to_string(),
+    }
+}
