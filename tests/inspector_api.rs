@@ -352,7 +352,9 @@ async fn unknown_parameters_paths_and_bad_values_are_client_errors() {
     let inspector = spawn_inspector(None, |_| {}).await;
     inspector.post_event("default", &email_open("ada@example.com", "m-bad")).await;
     inspector.loaded();
-    let cases: [(&str, &[(&str, &str)], u16, &str); 12] = [
+    /// A path, its query, the status, and words the error must hold.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: [Case<'_>; 12] = [
         ("/api/requests", &[("emial", "a@x.io")], 400, "emial"),
         ("/api/requests", &[("limit", "ten")], 400, "limit"),
         ("/api/requests", &[("before", "x")], 400, "before"),

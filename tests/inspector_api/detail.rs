@@ -168,5 +168,28 @@ async fn the_detail_of_a_journey_call_and_of_a_failure() {
     assert_eq!(failures[0]["body"], broken);
     assert!(failures[0]["reason"].as_str().unwrap().contains("not valid JSON"), "{detail}");
     assert_eq!(detail["request"]["body"], broken);
+
+    // A body that is not UTF-8 is shown in base64, and previewed with replacement characters.
+    let bytes = b"{\"eventName\": \"emailOpen\", \"x\": \"\xff\xfe\"}".to_vec();
+    let response = inspector
+        .app
+        .client
+        .post(inspector.app.url("/iterable/default"))
+        .header("content-type", "application/json")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    let binary = super::stored_seq(response).await;
+    inspector.loaded();
+    let detail = inspector.get_json(&format!("/api/requests/{binary}"), &[]).await;
+    assert_eq!(detail["summary"]["outcome"], "failed");
+    assert_eq!(detail["request"].get("body"), None, "{detail}");
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    assert_eq!(detail["request"]["body_base64"], encoded);
+    let failed = inspector.get_json("/api/failed", &[("limit", "1")]).await;
+    assert_eq!(failed["failures"][0]["raw_seq"], binary);
+    assert_eq!(failed["failures"][0]["body_preview"], String::from_utf8_lossy(&bytes).as_ref());
     inspector.stop().await;
 }

@@ -70,6 +70,13 @@ async fn the_list_is_newest_first_and_next_before_pages_through_it_without_gaps_
         [posted[8], posted[7], posted[6]]
     );
 
+    // `limit` is kept within 1 and `max_page`; `before` past the start is an empty end.
+    assert_eq!(seqs_of(&inspector.page(&[("limit", "0")]).await), &newest_first[..1]);
+    assert_eq!(seqs_of(&inspector.page(&[("limit", "100000")]).await), newest_first);
+    let first = posted[0].to_string();
+    let empty = inspector.page(&[("before", &first)]).await;
+    assert_eq!((seqs_of(&empty), &empty["next_before"]), (vec![], &Value::Null));
+
     // Each line says what the request was and what became of it.
     let page = inspector.page(&[("limit", "1")]).await;
     let line = &page["requests"][0];
