@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The inspector's listener, when the configuration has `[admin]`.
+    pub admin_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub data_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -37,12 +39,14 @@ pub async fn spawn_app_in(data_dir: TempDir, adjust: impl FnOnce(&mut Config)) -
     adjust(&mut config);
     let app = App::build(config).await.expect("app builds");
     let addr = app.local_addr();
+    let admin_addr = app.admin_addr();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
         let _ = stop.await;
     }));
     TestApp {
         addr,
+        admin_addr,
         client: reqwest::Client::new(),
         data_dir,
         shutdown: Some(shutdown),
@@ -53,6 +57,12 @@ pub async fn spawn_app_in(data_dir: TempDir, adjust: impl FnOnce(&mut Config)) -
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the inspector's listener; panics when `[admin]` is not configured.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin_addr.expect("the test configured `[admin]`");
+        format!("http://{admin}{path}")
     }
 
     pub fn db_path(&self) -> PathBuf {
