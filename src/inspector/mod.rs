@@ -73,8 +73,7 @@ pub fn router(inspector: Arc<Inspector>) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/sinks", get(api::sinks))
         .route("/api/replay", post(api::replay))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&inspector), require_token))
-        .layer(middleware::from_fn(no_store));
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&inspector), require_token));
     Router::new()
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
@@ -82,6 +81,7 @@ pub fn router(inspector: Arc<Inspector>) -> Router {
         .merge(api)
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&inspector), loopback_host))
+        .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn(security_headers))
         .with_state(inspector)
 }
@@ -183,7 +183,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// API answers hold personal data: no cache keeps them.
+/// Answers hold personal data (the page is small and changes with each release): no cache
+/// keeps them.
 async fn no_store(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -237,8 +237,35 @@ impl SpoolReader {
             return Ok(RequestPage { requests: Vec::new(), next_before: None, last_seq });
         }
 
-        let mut conditions = vec!["r.seq > ?1 AND r.seq < ?2".to_owned()];
+        // ?1 and ?2 are the bounds; ?3, with an email or user id, the person. The rows to
+        // examine come from a filter's own index when it has one, else from a window of seqs.
         let mut values: Vec<SqlValue> = vec![SqlValue::Integer(lo), SqlValue::Integer(hi)];
+        let candidates = if let Some(who) = &filter.who {
+            values.push(SqlValue::Text(who.clone()));
+            Some(format!(
+                "SELECT raw_seq AS seq FROM events WHERE email = ?3 AND raw_seq > ?1 \
+                 AND raw_seq < ?2 \
+                 UNION SELECT raw_seq FROM events WHERE user_id = ?3 AND raw_seq > ?1 \
+                 AND raw_seq < ?2 \
+                 UNION SELECT seq FROM journey_calls WHERE email = ?3 AND seq > ?1 AND seq < ?2 \
+                 UNION SELECT seq FROM journey_calls WHERE user_id = ?3 AND seq > ?1 \
+                 AND seq < ?2 ORDER BY 1 DESC LIMIT {CANDIDATES}"
+            ))
+        } else {
+            match filter.outcome {
+                Some(OutcomeFilter::Failed) => Some(format!(
+                    "SELECT DISTINCT raw_seq AS seq FROM failed_events WHERE raw_seq > ?1 \
+                     AND raw_seq < ?2 ORDER BY raw_seq DESC LIMIT {CANDIDATES}"
+                )),
+                Some(OutcomeFilter::Journey) => Some(format!(
+                    "SELECT seq FROM journey_calls WHERE seq > ?1 AND seq < ?2 \
+                     ORDER BY seq DESC LIMIT {CANDIDATES}"
+                )),
+                _ => None,
+            }
+        };
+        let candidate_values = values.len();
+        let mut conditions = vec!["r.seq > ?1 AND r.seq < ?2".to_owned()];
         let mut bind = |value: SqlValue| {
             values.push(value);
             format!("?{}", values.len())
@@ -272,37 +299,13 @@ impl SpoolReader {
             )),
             Some(OutcomeFilter::Pending) | None => {}
         }
-        // The rows to examine: a filter's own index when it has one, else a window of seqs.
-        let candidates = if let Some(who) = &filter.who {
-            let who = bind(SqlValue::Text(who.clone()));
-            Some(format!(
-                "SELECT raw_seq FROM events WHERE email = {who} AND raw_seq > ?1 AND raw_seq < ?2 \
-                 UNION SELECT raw_seq FROM events WHERE user_id = {who} AND raw_seq > ?1 \
-                 AND raw_seq < ?2 \
-                 UNION SELECT seq FROM journey_calls WHERE email = {who} AND seq > ?1 AND seq < ?2 \
-                 UNION SELECT seq FROM journey_calls WHERE user_id = {who} AND seq > ?1 \
-                 AND seq < ?2 ORDER BY 1 DESC LIMIT {CANDIDATES}"
-            ))
-        } else {
-            match filter.outcome {
-                Some(OutcomeFilter::Failed) => Some(format!(
-                    "SELECT DISTINCT raw_seq FROM failed_events WHERE raw_seq > ?1 \
-                     AND raw_seq < ?2 ORDER BY raw_seq DESC LIMIT {CANDIDATES}"
-                )),
-                Some(OutcomeFilter::Journey) => Some(format!(
-                    "SELECT seq FROM journey_calls WHERE seq > ?1 AND seq < ?2 \
-                     ORDER BY seq DESC LIMIT {CANDIDATES}"
-                )),
-                _ => None,
-            }
-        };
         // Where the examined rows end, when the bound and not the store ended them.
         let floor = match &candidates {
             Some(sql) => {
                 conditions.push(format!("r.seq IN ({sql})"));
                 let (count, lowest): (i64, Option<i64>) = conn.query_row(
-                    &format!("SELECT count(*), min(raw_seq) FROM ({sql})"),
-                    params_from_iter(values.iter()),
+                    &format!("SELECT count(*), min(seq) FROM ({sql})"),
+                    params_from_iter(values[..candidate_values].iter()),
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 if count >= CANDIDATES { lowest } else { None }
@@ -313,15 +316,22 @@ impl SpoolReader {
                 (window_lo > lo).then_some(window_lo + 1)
             }
         };
+        // One more than the page, to know whether anything older matches.
         let sql = format!(
-            "SELECT r.seq FROM raw_requests r WHERE {} ORDER BY r.seq DESC LIMIT {limit}",
-            conditions.join(" AND ")
+            "SELECT r.seq FROM raw_requests r WHERE {} ORDER BY r.seq DESC LIMIT {}",
+            conditions.join(" AND "),
+            limit + 1
         );
         let mut statement = conn.prepare(&sql)?;
-        let seqs: Vec<i64> = statement
+        let mut seqs: Vec<i64> = statement
             .query_map(params_from_iter(values.iter()), |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let next_before = if seqs.len() == limit { seqs.last().copied() } else { floor };
+        let next_before = if seqs.len() > limit {
+            seqs.truncate(limit);
+            seqs.last().copied()
+        } else {
+            floor
+        };
         let requests = seqs
             .iter()
             .map(|&seq| summary(conn, seq, cursor))
@@ -394,8 +404,8 @@ impl SpoolReader {
              FROM failed_events f LEFT JOIN raw_requests r ON r.seq = f.raw_seq \
              WHERE f.id < ?1 ORDER BY f.id DESC LIMIT ?2",
         )?;
-        let failures: Vec<FailedRow> = statement
-            .query_map(rusqlite::params![before.unwrap_or(i64::MAX), limit as i64], |r| {
+        let mut failures: Vec<FailedRow> = statement
+            .query_map(rusqlite::params![before.unwrap_or(i64::MAX), limit as i64 + 1], |r| {
                 Ok(FailedRow {
                     id: r.get(0)?,
                     raw_seq: r.get(1)?,
@@ -409,8 +419,13 @@ impl SpoolReader {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        let next_before =
-            (failures.len() == limit).then(|| failures.last().map(|f| f.id)).flatten();
+        // One more than the page was read, to know whether anything older is left.
+        let next_before = if failures.len() > limit {
+            failures.truncate(limit);
+            failures.last().map(|f| f.id)
+        } else {
+            None
+        };
         Ok(FailedPage { failures, next_before })
     }
 

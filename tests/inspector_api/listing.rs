@@ -95,14 +95,10 @@ async fn the_list_is_newest_first_and_next_before_pages_through_it_without_gaps_
     inspector.stop().await;
 }
 
-/// The doc of `RequestPage::next_before` (and the API) promise `null` "when nothing older
-/// matches"; a last page that happens to be exactly `limit` long says otherwise.
-///
-/// BUG (src/spool/inspect.rs, `SpoolReader::requests`, the `next_before` line): with exactly
-/// `limit` matches left, `next_before` is the last seq although nothing older matches, so a
-/// client asks once more for an empty page. Fetching `limit + 1` rows would tell the two apart.
+/// `next_before` is `null` when nothing older matches, also when the last page is exactly
+/// `limit` long (the query reads one row more than the page to tell).
 #[tokio::test]
-async fn bug_a_full_last_page_still_has_a_next_before() {
+async fn a_last_page_exactly_full_has_no_next_before() {
     let inspector = spawn_inspector(None, |_| {}).await;
     for n in 0..4 {
         inspector.post_event("default", &email_open("ada@example.com", &format!("m-{n}"))).await;
@@ -289,13 +285,10 @@ async fn outcome_filters_events_failed_and_duplicate() {
     inspector.stop().await;
 }
 
-/// BUG (src/spool/inspect.rs, `SpoolReader::requests`, the `floor` computation): the journey
-/// filter's candidate query selects `seq` from `journey_calls`, but the bound check wraps every
-/// candidate query in `SELECT count(*), min(raw_seq) FROM (...)`, so SQLite fails with "no
-/// such column: raw_seq" and the API answers 500. Fix: alias the column (`SELECT seq AS
-/// raw_seq FROM journey_calls ...`) or take `min` of the first column by position.
+/// `outcome=journey` reads `journey_calls` (its own index). It once answered 500: its
+/// candidate query named its column differently from the others.
 #[tokio::test]
-async fn bug_outcome_journey_lists_the_journey_calls() {
+async fn outcome_journey_lists_the_journey_calls() {
     let inspector = spawn_inspector(None, |_| {}).await;
     let first = inspector.journey("default", "welcome", "email=ada%40example.com").await;
     inspector.post_event("default", &email_open("ada@example.com", "m-1")).await;
@@ -342,13 +335,10 @@ async fn filters_combine() {
     inspector.stop().await;
 }
 
-/// BUG (src/spool/inspect.rs, `SpoolReader::requests`, the `floor` computation): the bound
-/// check runs the failures' candidate query (which uses only `?1` and `?2`) with every bound
-/// value, so with any other filter that binds a value (`source`, `event`, `q`) rusqlite
-/// refuses the statement (`InvalidParameterCount`) and the API answers 500. Fix: bind only
-/// `values[..2]` there (or the values up to the highest the candidate query names).
+/// `outcome=failed` (read from `failed_events`' index) combines with the filters applied to
+/// each candidate. It once answered 500: the candidates' count was given every filter's value.
 #[tokio::test]
-async fn bug_outcome_failed_combines_with_source() {
+async fn outcome_failed_combines_with_source() {
     let inspector = spawn_inspector(None, |config| {
         config.sources = vec![
             SourceConfig::new("default", SourceAuth::None),
