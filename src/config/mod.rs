@@ -592,6 +592,24 @@ mod tests {
     }
 
     #[test]
+    fn the_inspector_reads_the_store_or_a_jetstream_logs_local_copy() {
+        let config = from_toml("[admin]\nlisten = \"127.0.0.1:8081\"\n").unwrap();
+        assert_eq!(config.admin.as_ref().unwrap().listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(config.embedded_db_path(), Some(config.store.db_path()));
+        let jetstream = "[spool]\nkind = \"jetstream\"\n[spool.jetstream]\n\
+                         servers = [\"nats://127.0.0.1:4222\"]\n[admin]\nlisten = \"127.0.0.1:8081\"\n";
+        let err = from_toml(jetstream).unwrap_err().to_string();
+        assert!(err.contains("keep a local copy with `[sinks.sqlite] path"), "{err}");
+        let config =
+            from_toml(&format!("{jetstream}[sinks.sqlite]\npath = \"/var/lib/hookhouse/copy\"\n"))
+                .unwrap();
+        assert_eq!(
+            config.embedded_db_path(),
+            Some(PathBuf::from("/var/lib/hookhouse/copy/hookhouse.db"))
+        );
+    }
+
+    #[test]
     fn unknown_key_is_an_error_naming_it() {
         let err = from_toml("[server]\nlisten = \"127.0.0.1:1\"\nmax_body = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_body"), "{err}");
