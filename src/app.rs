@@ -208,6 +208,11 @@ impl App {
         };
         // The inspector serves beside the webhook port, with its certificate, and stops with it.
         let admin_served = admin.map(|(admin_listener, inspector)| {
+            let (stopping, replay_stop) = (stop_serving.clone(), inspector.stop_token());
+            tokio::spawn(async move {
+                stopping.cancelled().await;
+                replay_stop.cancel();
+            });
             let listener = LimitedListener::new(admin_listener, ADMIN_MAX_CONNECTIONS);
             let served = http_server::serve(
                 listener,

@@ -118,7 +118,7 @@ fn run_script(
     browser: &Path,
     running: &Running,
     screenshots: &Path,
-    failed_seq: i64,
+    seqs: (i64, i64),
     token: Option<&str>,
 ) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/inspector.cjs");
@@ -129,7 +129,8 @@ fn run_script(
         .env("ADMIN_URL", format!("http://{}/", running.admin))
         .env("WEBHOOK_URL", format!("http://{}/iterable/default", running.webhook))
         .env("SCREENSHOTS", screenshots)
-        .env("FAILED_SEQ", failed_seq.to_string());
+        .env("FAILED_SEQ", seqs.0.to_string())
+        .env("HOSTILE_SEQ", seqs.1.to_string());
     if let Some(token) = token {
         command.env("TOKEN", token);
     }
@@ -144,8 +145,10 @@ fn run_script(
     println!("{}", say(&output.stdout));
 }
 
-fn screenshots_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inspector-screenshots");
+/// An empty directory for one test's screenshots, so none is left from an earlier run.
+fn screenshots_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inspector-screenshots").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -178,16 +181,28 @@ async fn a_new_user_watches_requests_arrive_filters_opens_and_replays_in_chromiu
         )
         .await;
     }
+    // Webhook bodies come from outside: values that are markup must show as text.
+    let hostile = serde_json::json!({
+        "email": "<img src=x onerror=window.__xss=1>@example.com",
+        "eventName": "emailClick",
+        "dataFields": {
+            "email": "<img src=x onerror=window.__xss=1>@example.com",
+            "campaignId": 9, "messageId": "hostile",
+            "campaignName": "</pre><script>window.__xss=2</script>\"><svg onload=window.__xss=3>",
+            "url": "javascript:window.__xss=4", "createdAt": "2026-12-02 07:00:00 +00:00"
+        }
+    });
+    let hostile_seq = post(&client, &running, hostile.to_string()).await;
     let failed_seq = post(&client, &running, event("emailBounce", "bounced@example.com", 99)).await;
-    wait_loaded(&running.db, failed_seq.max(last));
+    wait_loaded(&running.db, failed_seq.max(last).max(hostile_seq));
     fail_as_an_older_version_would(&running.db, failed_seq);
 
-    let screenshots = screenshots_dir();
+    let screenshots = screenshots_dir("new-user");
     let browser_run = {
         let (browser, screenshots) = (browser.clone(), screenshots.clone());
         let running = &running;
         tokio::task::block_in_place(move || {
-            run_script(&browser, running, &screenshots, failed_seq, None)
+            run_script(&browser, running, &screenshots, (failed_seq, hostile_seq), None)
         })
     };
     let () = browser_run;
@@ -232,8 +247,10 @@ async fn with_a_token_the_page_asks_for_it_and_refuses_a_wrong_one() {
     let client = reqwest::Client::new();
     let seq = post(&client, &running, event("emailOpen", "token@example.com", 1)).await;
     wait_loaded(&running.db, seq);
-    let screenshots = screenshots_dir();
-    tokio::task::block_in_place(|| run_script(&browser, &running, &screenshots, 0, Some(token)));
+    let screenshots = screenshots_dir("token");
+    tokio::task::block_in_place(|| {
+        run_script(&browser, &running, &screenshots, (0, 0), Some(token))
+    });
     assert_screenshots(&screenshots, &["09-token-asked", "10-token-accepted"]);
     running.stop.send(()).unwrap();
     running.served.await.unwrap().unwrap();

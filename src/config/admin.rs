@@ -36,7 +36,16 @@ pub(super) fn resolve(
     problems: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Option<AdminConfig> {
-    let listen = raw.listen.as_deref()?;
+    let Some(listen) = raw.listen.as_deref() else {
+        if raw.token.is_some() {
+            problems.push(
+                "`admin.token` is set but `admin.listen` is not: the inspector is off (set \
+                 `listen = \"127.0.0.1:8081\"` to turn it on)"
+                    .to_owned(),
+            );
+        }
+        return None;
+    };
     let Ok(listen) = listen.parse::<SocketAddr>() else {
         problems.push(format!(
             "`admin.listen` = `{listen}` is not an address such as `127.0.0.1:8081`"
@@ -51,13 +60,21 @@ pub(super) fn resolve(
     }
     let token =
         raw.token.as_deref().and_then(|spec| secret::resolve("`admin.token`", spec, problems));
-    if let Some(token) = &token
-        && token.expose_secret().chars().count() < MIN_TOKEN_CHARS
-    {
-        problems.push(format!(
-            "`admin.token` must be at least {MIN_TOKEN_CHARS} characters (make one with \
-             `openssl rand -hex 32`)"
-        ));
+    if let Some(token) = &token {
+        let token = token.expose_secret();
+        // A browser sends only visible ASCII in a header, without spaces at either end.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            problems.push(
+                "`admin.token` must be visible ASCII characters without spaces (make one with \
+                 `openssl rand -hex 32`)"
+                    .to_owned(),
+            );
+        } else if token.len() < MIN_TOKEN_CHARS {
+            problems.push(format!(
+                "`admin.token` must be at least {MIN_TOKEN_CHARS} characters (make one with \
+                 `openssl rand -hex 32`)"
+            ));
+        }
     }
     let loopback = listen.ip().is_loopback();
     if !loopback && raw.token.is_none() {

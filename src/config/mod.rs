@@ -470,7 +470,6 @@ impl Config {
         })
     }
 
-    /// A configuration for tests and tools: defaults, one `default` source.
     /// The `hookhouse.db` holding the embedded tables: the store itself, or with a JetStream
     /// log its local copy (`[sinks.sqlite]`), if there is one.
     pub fn embedded_db_path(&self) -> Option<PathBuf> {
@@ -481,6 +480,7 @@ impl Config {
         }
     }
 
+    /// A configuration for tests and tools: defaults, one `default` source.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let mut raw = RawConfig::default();
         raw.store.data_dir = data_dir.into();

@@ -19,8 +19,8 @@ use super::{ApiError, Inspector};
 use crate::iterable::{KNOWN_EVENTS, parse_timestamp};
 use crate::pipeline::PseudonymKey;
 use crate::sinks::batch::{Batch, Cell};
-use crate::sinks::sqlite::replay::{ReplayError, replay as replay_store};
-use crate::spool::inspect::{Bucket, Carried, OutcomeFilter, RequestFilter};
+use crate::sinks::sqlite::replay::{ReplayError, replay_stoppable};
+use crate::spool::inspect::{Bucket, Carried, OutcomeFilter, RequestFilter, ScanBounds};
 use crate::spool::{Selection, SpoolError, SpoolReader};
 
 /// How long one call may read; a filter that would scan longer is told to narrow.
@@ -96,6 +96,15 @@ pub(super) async fn requests(
             })?,
         ),
     };
+    let who = match (given(query.email), given(query.user)) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "give `email` or `user`, not both: each matches emails and user ids alike",
+            ));
+        }
+        (email, user) => email.or(user).map(|who| inspector.spellings(&who)).unwrap_or_default(),
+    };
     let filter = RequestFilter {
         before: query.before,
         after: query.after,
@@ -103,10 +112,12 @@ pub(super) async fn requests(
         source: given(query.source),
         event: given(query.event),
         outcome,
-        who: given(query.email).or(given(query.user)),
-        text: given(query.q),
+        who,
+        // Searched as given: spaces at either end may be what is looked for.
+        text: query.q.filter(|q| !q.is_empty()),
         since: time_param("since", query.since)?,
         until: time_param("until", query.until)?,
+        bounds: ScanBounds::default(),
     };
     let page = read(&inspector, move |reader| reader.requests(&filter)).await?;
     Ok(Json(json!(page)))
@@ -220,17 +231,19 @@ pub(super) async fn stats(
         }
     };
     let from = Utc::now() - window;
-    let stats = read(&inspector, move |reader| reader.stats(from, bucket)).await?;
+    let cache = Arc::clone(&inspector);
+    let stats = read(&inspector, move |reader| cache.stats.stats(reader, from, bucket)).await?;
     Ok(Json(json!(stats)))
 }
 
 fn parse_window(text: &str) -> Option<chrono::TimeDelta> {
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let unit = text.chars().last()?;
+    let number = &text[..text.len() - unit.len_utf8()];
     let number: i64 = number.parse().ok().filter(|&n| n > 0)?;
     let window = match unit {
-        "m" => chrono::TimeDelta::try_minutes(number)?,
-        "h" => chrono::TimeDelta::try_hours(number)?,
-        "d" => chrono::TimeDelta::try_days(number)?,
+        'm' => chrono::TimeDelta::try_minutes(number)?,
+        'h' => chrono::TimeDelta::try_hours(number)?,
+        'd' => chrono::TimeDelta::try_days(number)?,
         _ => return None,
     };
     (window <= MAX_STATS_WINDOW).then_some(window)
@@ -298,7 +311,9 @@ pub(super) async fn replay(
              --seq A..B`",
         ));
     }
-    let Ok(_one_at_a_time) = inspector.replaying.try_lock() else {
+    // Held by the replay itself (not this handler), so a client that goes away mid-replay does
+    // not let a second one start beside it.
+    let Ok(one_at_a_time) = Arc::clone(&inspector.replaying).try_lock_owned() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "a replay is running; try again when it ends",
@@ -333,14 +348,18 @@ pub(super) async fn replay(
     }
     let db_path = inspector.db_path.clone();
     let keys = inspector.keys();
-    let report =
-        tokio::task::spawn_blocking(move || replay_store(&db_path, &selection, &keys, |_, _| {}))
-            .await
-            .map_err(|_| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the replay's thread failed")
-            })?;
+    let stop = inspector.stop.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = one_at_a_time;
+        // Between batches: a shutdown does not wait for a long replay (it is idempotent, and
+        // what it did is committed).
+        replay_stoppable(&db_path, &selection, &keys, |_, _| {}, || stop.is_cancelled())
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the replay's thread failed"))?;
     match report {
         Ok(report) => {
+            inspector.stats.clear();
             tracing::info!(
                 requests = report.requests,
                 events = report.events,
@@ -382,7 +401,7 @@ async fn read<T: Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let mut reader = SpoolReader::open(&path)?;
         reader.limit_query_time(QUERY_TIME_LIMIT)?;
-        work(&reader)
+        reader.in_snapshot(work)
     })
     .await
     .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the query's thread failed"))?
@@ -421,7 +440,7 @@ fn store_error(err: SpoolError) -> ApiError {
             tracing::warn!(error = %message, "an inspector query failed");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("reading the store failed: {message}"),
+                "reading the store failed: hookhouse's log says why",
             )
         }
     }
@@ -457,7 +476,7 @@ mod tests {
     fn windows() {
         assert_eq!(parse_window("30m"), Some(chrono::TimeDelta::minutes(30)));
         assert_eq!(parse_window("7d"), Some(chrono::TimeDelta::days(7)));
-        for bad in ["", "m", "0h", "8d", "1w", "-1h", "1.5h"] {
+        for bad in ["", "m", "0h", "8d", "1w", "-1h", "1.5h", "1é", "é"] {
             assert_eq!(parse_window(bad), None, "{bad}");
         }
     }

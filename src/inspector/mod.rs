@@ -12,6 +12,7 @@
 
 mod api;
 mod page;
+mod stats_cache;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use axum::routing::{get, post};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
@@ -40,7 +42,11 @@ pub struct Inspector {
     /// The webhook port's base URL, for "copy as curl".
     webhook_base: String,
     /// One replay at a time: a second waits for nothing and is told so.
-    replaying: tokio::sync::Mutex<()>,
+    replaying: Arc<tokio::sync::Mutex<()>>,
+    /// Cancelled at shutdown: a replay stops after its current batch.
+    stop: CancellationToken,
+    /// The chart's complete buckets.
+    stats: stats_cache::StatsCache,
 }
 
 impl Inspector {
@@ -53,13 +59,44 @@ impl Inspector {
             .as_ref()
             .map(|token| Sha256::digest(token.expose_secret().as_bytes()).into());
         let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+        // Listening on every address: a command copied from the page goes to this machine.
+        let mut webhook_addr = webhook_addr;
+        if webhook_addr.ip().is_unspecified() {
+            webhook_addr.set_ip(match webhook_addr {
+                SocketAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+                SocketAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
         Some(Inspector {
             db_path,
             config: config.clone(),
             token_digest,
             webhook_base: format!("{scheme}://{webhook_addr}"),
-            replaying: tokio::sync::Mutex::new(()),
+            replaying: Arc::new(tokio::sync::Mutex::new(())),
+            stop: CancellationToken::new(),
+            stats: stats_cache::StatsCache::default(),
         })
+    }
+
+    /// Cancelled when the process stops, so that a replay under way ends after its batch.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// What a person's email or user id looks like in the store: as given, and for each
+    /// pseudonymising source the digest its rows hold instead.
+    fn spellings(&self, who: &str) -> Vec<String> {
+        let mut spellings = vec![who.to_owned()];
+        for source in &self.config.sources {
+            let Some(key) = &source.pseudonymise else { continue };
+            let hidden = key.apply(&serde_json::json!({ "email": who }));
+            if let Some(digest) = hidden["email"].as_str()
+                && !spellings.iter().any(|known| known == digest)
+            {
+                spellings.push(digest.to_owned());
+            }
+        }
+        spellings
     }
 }
 
@@ -116,8 +153,10 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(|token| Sha256::digest(token.trim().as_bytes()));
+        .and_then(|value| value.split_once(' '))
+        // The scheme's name is case-insensitive (RFC 9110).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| Sha256::digest(token.trim().as_bytes()));
     if given.is_some_and(|given| bool::from(given.ct_eq(expected))) {
         return next.run(request).await;
     }

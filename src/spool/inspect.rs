@@ -23,7 +23,7 @@ pub const MAX_PAGE: usize = 200;
 /// Requests examined per page when no index serves the filter.
 pub const SCAN_WINDOW: i64 = 20_000;
 /// Rows read from a filter's own index per page.
-pub const CANDIDATES: i64 = 5_000;
+pub const CANDIDATES: usize = 5_000;
 /// The sink whose cursor says whether a request's rows are in the embedded tables yet.
 const EMBEDDED_SINK: &str = "sqlite";
 /// Columns holding JSON text, shown as JSON.
@@ -42,12 +42,29 @@ pub struct RequestFilter {
     /// An event name, such as `emailOpen`.
     pub event: Option<String>,
     pub outcome: Option<OutcomeFilter>,
-    /// An email address or a user id.
-    pub who: Option<String>,
+    /// An email address or a user id, as any of these spellings (the address, and its digest
+    /// under each pseudonymising source's key); empty: no such filter.
+    pub who: Vec<String>,
     /// Bytes the body or the query string contains, exactly.
     pub text: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    pub bounds: ScanBounds,
+}
+
+/// How much one page may examine (tests make them small).
+#[derive(Debug, Clone, Copy)]
+pub struct ScanBounds {
+    /// Requests examined when no index serves the filter.
+    pub scan_window: i64,
+    /// Rows read from a filter's own index.
+    pub candidates: usize,
+}
+
+impl Default for ScanBounds {
+    fn default() -> Self {
+        ScanBounds { scan_window: SCAN_WINDOW, candidates: CANDIDATES }
+    }
 }
 
 /// What became of a request.
@@ -176,7 +193,7 @@ pub struct BucketCount {
 }
 
 /// How big each bucket of [`SpoolReader::stats`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
     Minute,
     Hour,
@@ -215,6 +232,19 @@ impl SpoolReader {
         Ok(())
     }
 
+    /// Runs `work` in one read transaction, so every statement of a view sees the store as
+    /// it was at the first (a load or a replay meanwhile cannot mislabel a row).
+    pub fn in_snapshot<T>(
+        &self,
+        work: impl FnOnce(&SpoolReader) -> Result<T, SpoolError>,
+    ) -> Result<T, SpoolError> {
+        self.conn().execute_batch("BEGIN")?;
+        let result = work(self);
+        // Nothing was written: ending the transaction cannot lose anything.
+        let _ = self.conn().execute_batch("COMMIT");
+        result
+    }
+
     /// A page of requests, newest first.
     pub fn requests(&self, filter: &RequestFilter) -> Result<RequestPage, SpoolError> {
         let conn = self.conn();
@@ -233,38 +263,14 @@ impl SpoolReader {
         if filter.outcome == Some(OutcomeFilter::Pending) {
             lo = lo.max(cursor);
         }
-        if lo + 1 >= hi {
+        if lo.saturating_add(1) >= hi {
             return Ok(RequestPage { requests: Vec::new(), next_before: None, last_seq });
         }
 
-        // ?1 and ?2 are the bounds; ?3, with an email or user id, the person. The rows to
-        // examine come from a filter's own index when it has one, else from a window of seqs.
+        let bounds = filter.bounds;
+        // Each request examined must pass `conditions`: ?1 < seq < ?2, then the filters' own
+        // values from ?3 on.
         let mut values: Vec<SqlValue> = vec![SqlValue::Integer(lo), SqlValue::Integer(hi)];
-        let candidates = if let Some(who) = &filter.who {
-            values.push(SqlValue::Text(who.clone()));
-            Some(format!(
-                "SELECT raw_seq AS seq FROM events WHERE email = ?3 AND raw_seq > ?1 \
-                 AND raw_seq < ?2 \
-                 UNION SELECT raw_seq FROM events WHERE user_id = ?3 AND raw_seq > ?1 \
-                 AND raw_seq < ?2 \
-                 UNION SELECT seq FROM journey_calls WHERE email = ?3 AND seq > ?1 AND seq < ?2 \
-                 UNION SELECT seq FROM journey_calls WHERE user_id = ?3 AND seq > ?1 \
-                 AND seq < ?2 ORDER BY 1 DESC LIMIT {CANDIDATES}"
-            ))
-        } else {
-            match filter.outcome {
-                Some(OutcomeFilter::Failed) => Some(format!(
-                    "SELECT DISTINCT raw_seq AS seq FROM failed_events WHERE raw_seq > ?1 \
-                     AND raw_seq < ?2 ORDER BY raw_seq DESC LIMIT {CANDIDATES}"
-                )),
-                Some(OutcomeFilter::Journey) => Some(format!(
-                    "SELECT seq FROM journey_calls WHERE seq > ?1 AND seq < ?2 \
-                     ORDER BY seq DESC LIMIT {CANDIDATES}"
-                )),
-                _ => None,
-            }
-        };
-        let candidate_values = values.len();
         let mut conditions = vec!["r.seq > ?1 AND r.seq < ?2".to_owned()];
         let mut bind = |value: SqlValue| {
             values.push(value);
@@ -299,23 +305,6 @@ impl SpoolReader {
             )),
             Some(OutcomeFilter::Pending) | None => {}
         }
-        // Where the examined rows end, when the bound and not the store ended them.
-        let floor = match &candidates {
-            Some(sql) => {
-                conditions.push(format!("r.seq IN ({sql})"));
-                let (count, lowest): (i64, Option<i64>) = conn.query_row(
-                    &format!("SELECT count(*), min(seq) FROM ({sql})"),
-                    params_from_iter(values[..candidate_values].iter()),
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                if count >= CANDIDATES { lowest } else { None }
-            }
-            None => {
-                let window_lo = lo.max(hi.saturating_sub(SCAN_WINDOW + 1));
-                values[0] = SqlValue::Integer(window_lo);
-                (window_lo > lo).then_some(window_lo + 1)
-            }
-        };
         // One more than the page, to know whether anything older matches.
         let sql = format!(
             "SELECT r.seq FROM raw_requests r WHERE {} ORDER BY r.seq DESC LIMIT {}",
@@ -323,9 +312,35 @@ impl SpoolReader {
             limit + 1
         );
         let mut statement = conn.prepare(&sql)?;
-        let mut seqs: Vec<i64> = statement
-            .query_map(params_from_iter(values.iter()), |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        // Where the examined rows ended, when the bound and not the store ended them.
+        let (mut seqs, floor): (Vec<i64>, Option<i64>) = match candidates(conn, filter, lo, hi)? {
+            // A filter with an index of its own: its newest rows, examined one by one (each
+            // a lookup by primary key) until the page is full.
+            Some(candidates) => {
+                let mut seqs = Vec::new();
+                for &seq in &candidates {
+                    values[0] = SqlValue::Integer(seq - 1);
+                    values[1] = SqlValue::Integer(seq + 1);
+                    if statement.exists(params_from_iter(values.iter()))? {
+                        seqs.push(seq);
+                        if seqs.len() > limit {
+                            break;
+                        }
+                    }
+                }
+                let full = candidates.len() >= bounds.candidates;
+                (seqs, full.then(|| candidates.last().copied()).flatten())
+            }
+            // Otherwise the newest `scan_window` requests below `hi`.
+            None => {
+                let window_lo = lo.max(hi.saturating_sub(bounds.scan_window.saturating_add(1)));
+                values[0] = SqlValue::Integer(window_lo);
+                let seqs = statement
+                    .query_map(params_from_iter(values.iter()), |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                (seqs, (window_lo > lo).then_some(window_lo + 1))
+            }
+        };
         let next_before = if seqs.len() > limit {
             seqs.truncate(limit);
             seqs.last().copied()
@@ -373,6 +388,27 @@ impl SpoolReader {
     pub fn summary(&self, seq: i64) -> Result<Option<RequestSummary>, SpoolError> {
         let conn = self.conn();
         Ok(summary(conn, seq, embedded_position(conn)?)?)
+    }
+
+    /// When the newest request the embedded tables hold was received: `now` when they hold
+    /// every request, the epoch when none.
+    pub fn loaded_through(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, SpoolError> {
+        let conn = self.conn();
+        let position = embedded_position(conn)?;
+        if position >= self.last_seq()? {
+            return Ok(now);
+        }
+        let at: Option<String> = conn
+            .query_row(
+                "SELECT received_at FROM raw_requests WHERE seq <= ?1 ORDER BY seq DESC \
+                 LIMIT 1",
+                [position],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(at
+            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+            .map_or(DateTime::UNIX_EPOCH, |at| at.with_timezone(&Utc)))
     }
 
     /// The newest seq in the store; 0 when it is empty.
@@ -471,6 +507,68 @@ impl SpoolReader {
         }
         Ok(Stats { bucket: bucket.name(), from: from_text, to: format_time(&Utc::now()), counts })
     }
+}
+
+/// The newest requests (at most `filter.bounds.candidates`, below `hi` and above `lo`) that a
+/// filter with an index of its own names: a person's events and journey calls, failures,
+/// journey calls. `None` when no such filter is set.
+fn candidates(
+    conn: &Connection,
+    filter: &RequestFilter,
+    lo: i64,
+    hi: i64,
+) -> rusqlite::Result<Option<Vec<i64>>> {
+    let limit = filter.bounds.candidates;
+    // Each branch walks its index backwards from `hi` and stops at `limit`.
+    let newest = |table: &str, seq: &str, column: &str| {
+        format!(
+            "SELECT seq FROM (SELECT {seq} AS seq FROM {table} WHERE {column} = ?3 \
+             AND {seq} > ?1 AND {seq} < ?2 ORDER BY {seq} DESC LIMIT {limit})"
+        )
+    };
+    let (sql, spellings) = if !filter.who.is_empty() {
+        let branches = [
+            newest("events", "raw_seq", "email"),
+            newest("events", "raw_seq", "user_id"),
+            newest("journey_calls", "seq", "email"),
+            newest("journey_calls", "seq", "user_id"),
+        ];
+        (format!("{} ORDER BY 1 DESC LIMIT {limit}", branches.join(" UNION ")), &filter.who[..])
+    } else {
+        match filter.outcome {
+            Some(OutcomeFilter::Failed) => (
+                format!(
+                    "SELECT DISTINCT raw_seq FROM failed_events WHERE raw_seq > ?1 \
+                     AND raw_seq < ?2 ORDER BY raw_seq DESC LIMIT {limit}"
+                ),
+                &[][..],
+            ),
+            Some(OutcomeFilter::Journey) => (
+                format!(
+                    "SELECT seq FROM journey_calls WHERE seq > ?1 AND seq < ?2 \
+                     ORDER BY seq DESC LIMIT {limit}"
+                ),
+                &[][..],
+            ),
+            _ => return Ok(None),
+        }
+    };
+    let mut statement = conn.prepare_cached(&sql)?;
+    if spellings.is_empty() {
+        let rows = statement.query_map(rusqlite::params![lo, hi], |r| r.get(0))?;
+        return rows.collect::<rusqlite::Result<Vec<i64>>>().map(Some);
+    }
+    // Each spelling of the person, merged newest first.
+    let mut seqs = Vec::new();
+    for who in spellings {
+        for seq in statement.query_map(rusqlite::params![lo, hi, who], |r| r.get::<_, i64>(0))? {
+            seqs.push(seq?);
+        }
+    }
+    seqs.sort_unstable_by(|a, b| b.cmp(a));
+    seqs.dedup();
+    seqs.truncate(limit);
+    Ok(Some(seqs))
 }
 
 /// The embedded tables' cursor: requests after it have no rows there yet.

@@ -164,12 +164,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE spool_identity ADD COLUMN copy_of TEXT;
     "#,
-    // 8: the inspector finds a person's requests, and journey answers their events, by email
-    // or user id. Partial: many events carry only one of the two.
+    // 8: the inspector finds a person's newest requests by email or user id (`raw_seq`
+    // descending, so a page reads its rows and no more). Partial: many events carry only one
+    // of the two. `journey_calls` is keyed by seq, which its indexes hold already.
     r#"
-    CREATE INDEX events_email ON events (email, event_name, created_at) WHERE email IS NOT NULL;
-    CREATE INDEX events_user_id ON events (user_id, event_name, created_at)
-        WHERE user_id IS NOT NULL;
+    CREATE INDEX events_email ON events (email, raw_seq) WHERE email IS NOT NULL;
+    CREATE INDEX events_user_id ON events (user_id, raw_seq) WHERE user_id IS NOT NULL;
     CREATE INDEX journey_calls_email ON journey_calls (email) WHERE email IS NOT NULL;
     CREATE INDEX journey_calls_user_id ON journey_calls (user_id) WHERE user_id IS NOT NULL;
     "#,

@@ -4,6 +4,7 @@
 // really sends it), replays a failure, and is usable on a phone. A screenshot of each state goes
 // to SCREENSHOTS. Run by tests/inspector_browser.rs, which sets:
 //   ADMIN_URL, WEBHOOK_URL, SCREENSHOTS, FAILED_SEQ (a request whose failure a replay fixes),
+//   HOSTILE_SEQ (a request whose values are HTML and script, which must show as text),
 //   TOKEN (optional: then the page must ask for it), NODE_PATH (playwright-core).
 // Exits non-zero, saying why, on the first thing that is not as expected.
 'use strict';
@@ -16,6 +17,7 @@ const ADMIN_URL = process.env.ADMIN_URL;
 const WEBHOOK_URL = process.env.WEBHOOK_URL;
 const SCREENSHOTS = process.env.SCREENSHOTS;
 const FAILED_SEQ = process.env.FAILED_SEQ;
+const HOSTILE_SEQ = process.env.HOSTILE_SEQ;
 const TOKEN = process.env.TOKEN;
 const TIMEOUT = 15000;
 
@@ -110,7 +112,7 @@ async function inspectorFlow(browser) {
   await page.click('#copy-curl');
   await page.waitForSelector('#toast.show');
   const curl = await page.evaluate(() => navigator.clipboard.readText());
-  check(curl.startsWith('curl -X POST ') && curl.includes(WEBHOOK_URL) && curl.includes(email), `the copied command is not right:\n${curl}`);
+  check(curl.includes('curl -X POST ') && curl.includes(WEBHOOK_URL) && curl.includes(email), `the copied command is not right:\n${curl}`);
   const answer = execFileSync('bash', ['-c', curl.replace(/\\\n/g, ' ') + ' -s'], { encoding: 'utf8' });
   check(answer.includes('"stored"'), `the copied command was not stored: ${answer}`);
   const resent = JSON.parse(answer).seq;
@@ -122,7 +124,16 @@ async function inspectorFlow(browser) {
     return row && row.textContent.includes('duplicate');
   }, resent);
 
-  // 6. The failure, replayed now that this hookhouse reads it.
+  // 6. A request whose values are markup shows them as text and runs none of it (the CSP
+  // would also refuse, and say so on the console, which fails this test).
+  await page.goto(`${ADMIN_URL}#/requests/${HOSTILE_SEQ}`);
+  await page.waitForSelector('#detail .event-row');
+  const hostile = await page.textContent('#detail');
+  check(hostile.includes('<img src=x onerror=') && hostile.includes('</pre><script>'), 'the markup is not shown as text');
+  check(await page.evaluate(() => window.__xss === undefined), 'a value of the request ran as script');
+  check(await page.$('#detail img, #detail script:not([src])') === null, 'a value of the request became an element');
+
+  // 7. The failure, replayed now that this hookhouse reads it.
   await page.click('.tabs button[data-tab=failures]');
   const failedRow = `#failures tbody tr[data-seq="${FAILED_SEQ}"]`;
   await page.waitForSelector(failedRow);
@@ -174,8 +185,12 @@ async function tokenFlow(browser) {
   await page.goto(ADMIN_URL);
   await page.waitForSelector('#token-dialog[open]');
   await shot(page, '09-token-asked');
+  check(await page.isHidden('#token-error'), 'the first ask says a token was refused');
   await page.fill('#token', 'not-the-token-at-all');
+  const refused = page.waitForResponse((response) => response.url().includes('/api/') && response.status() === 401);
   await page.click('#token-form button[type=submit]');
+  await refused;
+  await page.waitForSelector('#token-error', { state: 'visible' });
   await page.waitForSelector('#token-dialog[open]');
   await page.fill('#token', TOKEN);
   await page.click('#token-form button[type=submit]');

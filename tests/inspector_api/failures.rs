@@ -110,7 +110,7 @@ async fn replaying_one_request_turns_an_old_failure_back_into_its_event() {
     assert_eq!(
         report,
         json!({"requests": 1, "events": 1, "journey_calls": 0, "failures_before": 1,
-               "failures_after": 0})
+               "failures_after": 0, "rewound_to": seq})
     );
     assert_eq!(count(&inspector, "SELECT count(*) FROM failed_events WHERE raw_seq = ?1", seq), 0);
     let (name, email): (String, String) = writer(&inspector)
@@ -150,7 +150,7 @@ async fn replaying_every_failure_fixes_what_can_be_read_and_keeps_the_rest() {
     assert_eq!(
         report,
         json!({"requests": 3, "events": 2, "journey_calls": 0, "failures_before": 3,
-               "failures_after": 1})
+               "failures_after": 1, "rewound_to": a})
     );
     assert_eq!(seqs_of(&inspector.page(&[("outcome", "failed")]).await), [broken]);
     assert_eq!(seqs_of(&inspector.page(&[("outcome", "events")]).await), [b, a]);

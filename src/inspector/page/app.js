@@ -23,6 +23,9 @@ const state = {
   selected: null,
   detail: null,
   tab: 'requests',
+  sinks: [],
+  // Bumped when the list is loaded anew: answers to requests made before are dropped.
+  generation: 0,
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -62,7 +65,7 @@ async function api(path, options = {}) {
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(path, { ...options, headers });
   if (response.status === 401) {
-    await askForToken();
+    await askForToken(Boolean(token));
     return api(path, options);
   }
   const body = await response.json().catch(() => ({}));
@@ -71,10 +74,12 @@ async function api(path, options = {}) {
 }
 
 let tokenWanted = null;
-function askForToken() {
+function askForToken(refused) {
   if (!tokenWanted) {
     tokenWanted = new Promise((resolve) => {
       const dialog = $('#token-dialog');
+      $('#token-error').hidden = !refused;
+      $('#token').value = '';
       $('#token-form').addEventListener('submit', () => {
         sessionStorage.setItem('hookhouse-token', $('#token').value.trim());
         tokenWanted = null;
@@ -146,6 +151,7 @@ function renderStatus(text) {
 }
 
 async function loadList() {
+  state.generation += 1;
   state.rows.clear();
   state.nextBefore = null;
   $('#requests tbody').replaceChildren();
@@ -189,11 +195,19 @@ async function loadOlder(first = false) {
 
 // New requests since the newest shown, on top.
 async function pollNew() {
-  if (!$('#live').checked || document.hidden || state.tab !== 'requests') return;
+  if (!$('#live').checked || state.tab !== 'requests') return;
+  const generation = state.generation;
   const params = filterParams();
   params.set('after', state.newest);
   params.set('limit', 200);
   const page = await api(`/api/requests?${params}`);
+  if (generation !== state.generation) return; // the filters changed meanwhile
+  if (page.next_before !== null) {
+    // More arrived than one page holds: start again from the newest rather than leave a gap.
+    toast('Many requests arrived: the list starts again from the newest');
+    await loadList();
+    return;
+  }
   state.newest = Math.max(state.newest, page.last_seq);
   const body = $('#requests tbody');
   const fresh = page.requests.filter((summary) => !state.rows.has(summary.seq));
@@ -202,15 +216,19 @@ async function pollNew() {
     body.prepend(requestRow(summary, true));
   }
   if (fresh.length) renderStatus(`${state.rows.size} requests shown.`);
-  // Rows still pending a moment ago have their outcome by now (the newest few; the rest
-  // show theirs when the list is loaded again).
-  const pending = [...state.rows.values()].filter((s) => s.outcome === 'pending').slice(0, 20);
-  for (const { seq } of pending) {
-    const detail = await api(`/api/requests/${seq}`).catch(() => null);
-    if (!detail) continue;
-    state.rows.set(seq, detail.summary);
-    const row = body.querySelector(`tr[data-seq="${seq}"]`);
-    if (row) row.replaceWith(requestRow(detail.summary, false));
+  // Rows pending a moment ago have their outcome by now: one call for the range they span.
+  const pending = [...state.rows.keys()].filter((seq) => state.rows.get(seq).outcome === 'pending');
+  if (!pending.length) return;
+  const low = Math.min(...pending);
+  const high = Math.max(...pending);
+  const range = new URLSearchParams({ after: low - 1, before: high + 1, limit: 200 });
+  const fresher = await api(`/api/requests?${range}`);
+  if (generation !== state.generation) return;
+  for (const summary of fresher.requests) {
+    if (!state.rows.has(summary.seq) || summary.outcome === 'pending') continue;
+    state.rows.set(summary.seq, summary);
+    const row = body.querySelector(`tr[data-seq="${summary.seq}"]`);
+    if (row) row.replaceWith(requestRow(summary, false));
   }
 }
 
@@ -246,18 +264,21 @@ function curlCommand(detail) {
   const quote = (text) => `'${String(text).replace(/'/g, "'\\''")}'`;
   const url = state.meta.webhook_base + request.path + (request.query ? `?${request.query}` : '');
   const parts = [`curl -X ${request.method} ${quote(url)}`];
-  const skip = ['content-length', 'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-real-ip'];
+  // The body is stored decoded, so its encoding headers would be wrong.
+  const skip = ['content-length', 'content-encoding', 'transfer-encoding', 'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-real-ip'];
   for (const [name, value] of Object.entries(request.headers || {})) {
     if (skip.includes(name.toLowerCase())) continue;
     for (const one of Array.isArray(value) ? value : [value]) parts.push(`-H ${quote(`${name}: ${one}`)}`);
   }
   const source = (state.meta.sources || []).find((s) => s.name === request.source);
   if (source && source.auth !== 'none') parts.push(`-H ${quote('Authorization: <the source\'s credentials>')}`);
+  // The body goes through a pipe: printf is a shell builtin, so a large body does not meet
+  // the limit on one argument of a program.
   if (request.body_base64) {
     return `printf %s ${quote(request.body_base64)} | base64 -d | ${parts.join(' ')} --data-binary @-`;
   }
-  if (request.body) parts.push(`--data-binary ${quote(request.body)}`);
-  return parts.join(' \\\n  ');
+  if (!request.body) return parts.join(' \\\n  ');
+  return `printf %s ${quote(request.body)} | ${parts.join(' \\\n  ')} \\\n  --data-binary @-`;
 }
 
 async function copyText(text) {
@@ -274,6 +295,14 @@ async function copyText(text) {
   }
 }
 
+// Asks first when other sinks would load again from `from`, since that may be much of history.
+function replayConfirmed(from, what) {
+  const others = state.sinks.filter((sink) => sink.sink !== 'sqlite');
+  if (!others.length) return true;
+  const names = others.map((sink) => sink.sink).join(', ');
+  return window.confirm(`Replay ${what}? ${names} will load again every request from ${from} on.`);
+}
+
 async function replay(body, what) {
   try {
     const report = await api('/api/replay', {
@@ -281,7 +310,8 @@ async function replay(body, what) {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
-    toast(`Replayed ${what}: ${report.events} events, failures ${report.failures_before} → ${report.failures_after}`);
+    const rewound = report.rewound_to ? `; other sinks reload from #${report.rewound_to}` : '';
+    toast(`Replayed ${what}: ${report.events} events, failures ${report.failures_before} → ${report.failures_after}${rewound}`);
     return report;
   } catch (error) {
     toast(`Replay failed: ${error.message}`);
@@ -292,15 +322,19 @@ async function replay(body, what) {
 function renderDetail(detail) {
   const { summary, request } = detail;
   const pane = $('#detail');
-  const canReplay = summary.failures > 0 && !summary.body_dropped;
+  // Refusals by a sink are the sink's to retry; a replay reads what the normaliser failed.
+  const canReplay = detail.failures.some((failure) => failure.sink === null) && !summary.body_dropped;
   const header = el('header', {},
     el('h2', {}, `Request #${summary.seq}`),
     outcomeBadge(summary.outcome),
     el('button', { type: 'button', class: 'quiet', id: 'copy-curl', onclick: async () => {
       await copyText(curlCommand(detail));
-      toast('Copied as curl');
+      toast(request.path.startsWith('/hooks/')
+        ? 'Copied as curl: put the secret URL back in place of the stored path'
+        : 'Copied as curl');
     } }, 'Copy as curl'),
     canReplay ? el('button', { type: 'button', id: 'replay-one', onclick: async () => {
+      if (!replayConfirmed(`#${summary.seq}`, `request #${summary.seq}`)) return;
       if (await replay({ seq: summary.seq }, `request #${summary.seq}`)) {
         await openDetail(summary.seq);
         refreshRow(summary.seq);
@@ -395,6 +429,7 @@ async function loadFailures() {
       el('td', {}, el('div', { class: 'reason' }, failure.reason), el('pre', {}, failure.body_preview)),
       el('td', {}, failure.sink ? null : el('button', { type: 'button', class: 'replay', onclick: async (event) => {
         event.stopPropagation();
+        if (!replayConfirmed(`#${failure.raw_seq}`, `request #${failure.raw_seq}`)) return;
         if (await replay({ seq: failure.raw_seq }, `request #${failure.raw_seq}`)) {
           await loadFailures();
           refreshRow(failure.raw_seq);
@@ -410,6 +445,7 @@ async function loadFailures() {
 
 async function loadSinks() {
   const report = await api('/api/sinks');
+  state.sinks = report.sinks;
   $('#sinks').replaceChildren(...report.sinks.map((sink) => {
     const failing = Boolean(sink.last_error);
     const behind = sink.lag_requests > 0;
@@ -479,12 +515,17 @@ function routeFromHash() {
   }
 }
 
+// Runs `work` now and every `ms` while the tab is visible, and at once when it shows again.
 function every(ms, work) {
-  const run = () => work().catch((error) => {
-    if (!(error instanceof ApiError)) console.warn(error);
-  });
+  const run = () => {
+    if (document.hidden) return;
+    work().catch((error) => {
+      if (!(error instanceof ApiError)) console.warn(error);
+    });
+  };
   run();
   setInterval(run, ms);
+  document.addEventListener('visibilitychange', run);
 }
 
 async function start() {
@@ -504,7 +545,9 @@ async function start() {
   });
   $('#older').addEventListener('click', () => loadOlder().catch((error) => renderStatus(error.message)));
   for (const button of document.querySelectorAll('.tabs button')) button.addEventListener('click', () => showTab(button.dataset.tab));
+  $('#token-dialog').addEventListener('cancel', (event) => event.preventDefault());
   $('#replay-all').addEventListener('click', async () => {
+    if (!replayConfirmed('the oldest failure', 'every failure')) return;
     if (await replay({ failed: true }, 'every failure')) {
       await loadFailures();
       loadList();

@@ -35,6 +35,8 @@ pub struct ReplayReport {
     pub failures_before: u64,
     /// ...and after.
     pub failures_after: u64,
+    /// The other sinks were sent back to load again from this request on.
+    pub rewound_to: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,20 +53,36 @@ pub fn replay(
     db_path: &Path,
     selection: &Selection,
     keys: &HashMap<String, PseudonymKey>,
+    progress: impl FnMut(u64, u64),
+) -> Result<ReplayReport, ReplayError> {
+    replay_stoppable(db_path, selection, keys, progress, || false)
+}
+
+/// [`replay`], ending early (after a whole batch) once `stop()` says so; the report says how
+/// far it got.
+pub fn replay_stoppable(
+    db_path: &Path,
+    selection: &Selection,
+    keys: &HashMap<String, PseudonymKey>,
     mut progress: impl FnMut(u64, u64),
+    stop: impl Fn() -> bool,
 ) -> Result<ReplayReport, ReplayError> {
     let mut store = Maintenance::open(db_path)?;
     let total = store.count(selection)?;
     let mut report = ReplayReport::default();
     let mut after = i64::MIN;
-    loop {
+    while !stop() {
         let requests = store.read_selected(selection, after, BATCH)?;
         let Some(last) = requests.last() else { break };
         // Normalised before the write lock is taken, so `serve` waits only for the writes.
         let batch = Batch::build(after, &requests, keys)?;
         after = last.seq;
         let seqs: Vec<i64> = requests.iter().map(|stored| stored.seq).collect();
-        let failures_before = store.write(|tx| rewrite(tx, &seqs, &batch))?;
+        let (failures_before, rewound_to) = store.write(|tx| rewrite(tx, &seqs, &batch))?;
+        report.rewound_to = match (report.rewound_to, rewound_to) {
+            (Some(so_far), Some(now)) => Some(so_far.min(now)),
+            (so_far, now) => so_far.or(now),
+        };
         report.requests += seqs.len() as u64;
         report.events += batch.events.rows.len() as u64;
         report.journey_calls += batch.journey_calls.rows.len() as u64;
@@ -76,8 +94,13 @@ pub fn replay(
 }
 
 /// Replaces the embedded rows of `seqs` with `batch`'s, sends the other sinks back to the
-/// lowest request whose rows changed, and returns how many failures the requests had before.
-fn rewrite(tx: &rusqlite::Connection, seqs: &[i64], batch: &Batch) -> rusqlite::Result<u64> {
+/// lowest request whose rows changed, and returns how many failures the requests had before
+/// and that request.
+fn rewrite(
+    tx: &rusqlite::Connection,
+    seqs: &[i64],
+    batch: &Batch,
+) -> rusqlite::Result<(u64, Option<i64>)> {
     let mut failures_before = 0;
     for seq in seqs {
         let before: i64 = tx.query_row(
@@ -105,8 +128,9 @@ fn rewrite(tx: &rusqlite::Connection, seqs: &[i64], batch: &Batch) -> rusqlite::
             lowest = lowest.min(carrier);
         }
     }
-    if lowest != i64::MAX {
-        rewind_sinks(tx, lowest, SINK_NAME)?;
+    if lowest == i64::MAX {
+        return Ok((failures_before, None));
     }
-    Ok(failures_before)
+    rewind_sinks(tx, lowest, SINK_NAME)?;
+    Ok((failures_before, Some(lowest)))
 }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# What migration 8's indexes (events and journey_calls by email and by user id, for the
+# inspector and journey answers) cost the embedded sink: the time the `sqlite` sink takes to
+# load a store of EVENTS requests from its cursor at 0, with the indexes and, in the same run
+# with the same binary, on a copy of the store whose four indexes were dropped (the binary does
+# not create them again: the store's schema version is already 8). Rounds alternate.
+#
+#   bench/embedded_indexes.sh        # EVENTS=1000000 ROUNDS=2 WORK_ROOT=/var/tmp
+#
+# The store is filled by bench/inspector_fill.sql (valid Iterable bodies, so the sink runs the
+# real pipeline on each); before each round its embedded rows are deleted and the cursor set to
+# 0 with sqlite3.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/lib.sh
+
+EVENTS=${EVENTS:-1000000}
+ROUNDS=${ROUNDS:-2}
+WORK=$(mktemp -d "${WORK_ROOT:-/var/tmp}/hookhouse-indexbench.XXXXXX")
+LOG_DIR=$WORK/logs
+mkdir -p "$LOG_DIR"
+
+ensure_tools
+build
+
+port=$(free_port)
+mkdir -p "$WORK/source"
+"$HOOKHOUSE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/source" >"$LOG_DIR/create.log" 2>&1 &
+SERVER_PID=$!
+wait_ready hookhouse "$port"
+stop_server hookhouse
+log "filling a store with $EVENTS requests"
+sed "s/__N__/$EVENTS/g" bench/inspector_fill.sql | sqlite3 "$WORK/source/hookhouse.db"
+events=$(sqlite3 "$WORK/source/hookhouse.db" 'SELECT count(*) FROM events')
+
+# catchup VARIANT: seconds the sink takes to load the whole store again.
+catchup() {
+  local variant=$1 dir=$WORK/$1 seconds
+  rm -rf "$dir" && mkdir -p "$dir"
+  cp "$WORK/source/hookhouse.db" "$dir/"
+  local reset="DELETE FROM events; DELETE FROM failed_events; DELETE FROM journey_calls;
+    UPDATE sink_cursors SET position = 0 WHERE sink = 'sqlite';"
+  [[ $variant == without ]] && reset+="DROP INDEX events_email; DROP INDEX events_user_id;
+    DROP INDEX journey_calls_email; DROP INDEX journey_calls_user_id;"
+  sqlite3 "$dir/hookhouse.db" "$reset VACUUM;"
+  port=$(free_port)
+  local start=$EPOCHREALTIME deadline=$((SECONDS + CATCHUP_TIMEOUT_S))
+  "$HOOKHOUSE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$LOG_DIR/$variant.log" 2>&1 &
+  SERVER_PID=$!
+  # The sink's cursor, read from the store while it loads (WAL lets a reader in).
+  until [[ $(sqlite3 "$dir/hookhouse.db" "SELECT position FROM sink_cursors WHERE sink = 'sqlite'" 2>/dev/null) == "$EVENTS" ]]; do
+    ((SECONDS < deadline)) || die "the $variant store was not loaded in ${CATCHUP_TIMEOUT_S}s"
+    sleep 0.05
+  done
+  seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }')
+  stop_server hookhouse
+  [[ $(sqlite3 "$dir/hookhouse.db" 'SELECT count(*) FROM events') == "$events" ]] ||
+    die "the $variant store does not hold the $events events again"
+  rm -rf "$dir"
+  echo "$seconds"
+}
+
+results=()
+for round in $(seq 1 "$ROUNDS"); do
+  for variant in with without; do
+    seconds=$(catchup "$variant")
+    rate=$(python3 -c "print(round($events / $seconds))")
+    log "round $round, $variant the indexes: $events events in $seconds s ($rate events/s)"
+    results+=("$round $variant $seconds $rate")
+  done
+done
+printf '\nround variant seconds events/s\n'
+printf '%s\n' "${results[@]}"
+python3 - "${results[@]}" <<'PY'
+import sys
+rates = {"with": [], "without": []}
+for line in sys.argv[1:]:
+    _, variant, _, rate = line.split()
+    rates[variant].append(float(rate))
+mean = lambda xs: sum(xs) / len(xs)
+print(f"with / without the indexes: {mean(rates['with']) / mean(rates['without']):.3f} "
+      f"({mean(rates['with']):.0f} vs {mean(rates['without']):.0f} events/s)")
+PY
+rm -rf "$WORK"
