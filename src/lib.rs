@@ -20,6 +20,8 @@
 //! - [`tls`]: certificates for HTTPS, reloaded on SIGHUP.
 //! - [`sinks`]: every set of tables made from the log, each behind its cursor on one runner:
 //!   the embedded SQLite tables (on by default) and PostgreSQL.
+//! - [`inspector`]: the admin listener's page and JSON API (what arrived, what became of it,
+//!   replay), reading the embedded tables through the spool's read-only connection.
 //! - [`telemetry`]: the log subscriber (text or JSON), escaping of a sender's text, and
 //!   rate-limited lines; every layer may use it.
 

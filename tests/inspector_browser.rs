@@ -198,14 +198,9 @@ async fn a_new_user_watches_requests_arrive_filters_opens_and_replays_in_chromiu
     fail_as_an_older_version_would(&running.db, failed_seq);
 
     let screenshots = screenshots_dir("new-user");
-    let browser_run = {
-        let (browser, screenshots) = (browser.clone(), screenshots.clone());
-        let running = &running;
-        tokio::task::block_in_place(move || {
-            run_script(&browser, running, &screenshots, (failed_seq, hostile_seq), None)
-        })
-    };
-    let () = browser_run;
+    tokio::task::block_in_place(|| {
+        run_script(&browser, &running, &screenshots, (failed_seq, hostile_seq), None)
+    });
     assert_screenshots(
         &screenshots,
         &[
