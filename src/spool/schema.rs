@@ -201,6 +201,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let version = index + 1;
+        // A new store is made in milliseconds; an upgrade may build indexes over millions of
+        // rows (migration 8: about 30 s for 10 million events), before the port listens.
+        if current > 0 {
+            tracing::info!(version, "upgrading the store's schema; a large store takes a while");
+        }
         let apply = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
