@@ -277,3 +277,17 @@ async fn sinks_show_the_embedded_sink_caught_up() {
     assert!(sqlite["loaded_at"].as_str().is_some_and(|at| at.ends_with('Z')), "{sqlite}");
     inspector.stop().await;
 }
+
+/// A request stored without its body (`drop_raw_bodies`) has nothing to read again: replay
+/// says so and changes nothing.
+#[tokio::test]
+async fn replaying_a_request_whose_body_was_dropped_is_refused() {
+    let inspector = spawn_inspector(None, |config| config.sources[0].drop_raw_bodies = true).await;
+    let seq = inspector.post_event("default", &email_open("ada@example.com", "m-dropped")).await;
+    inspector.loaded();
+    let (status, answer) = inspector.replay(json!({"seq": seq})).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("drop_raw_bodies"), "{answer}");
+    assert_eq!(count(&inspector, "SELECT count(*) FROM events WHERE raw_seq = ?1", seq), 1);
+    inspector.stop().await;
+}

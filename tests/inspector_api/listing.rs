@@ -354,3 +354,25 @@ async fn outcome_failed_combines_with_source() {
     assert_eq!(inspector.listed(&[("outcome", "failed"), ("q", "emailOpen")]).await.len(), 2);
     inspector.stop().await;
 }
+
+/// A pseudonymising source keeps a digest in place of the address: the filter, given the
+/// address, finds its requests all the same (and never shows the address it was not given).
+#[tokio::test]
+async fn the_person_filter_finds_a_pseudonymised_address() {
+    let key = hookhouse::pipeline::PseudonymKey::new(secrecy::SecretString::from(
+        "pseudonym-key-0123456789".to_owned(),
+    ));
+    let inspector = spawn_inspector(None, |config| {
+        config.sources[0].pseudonymise = Some(key);
+    })
+    .await;
+    let seq = inspector.post_event("default", &email_open("ada@example.com", "m-hidden")).await;
+    inspector.post_event("default", &email_open("bob@example.com", "m-other")).await;
+    inspector.loaded();
+    let page = inspector.page(&[("email", "ada@example.com")]).await;
+    assert_eq!(seqs_of(&page), [seq]);
+    let who = page["requests"][0]["who"].as_str().unwrap();
+    assert_ne!(who, "ada@example.com", "the store holds a digest, shown as it is");
+    assert!(seqs_of(&inspector.page(&[("email", "carol@example.com")]).await).is_empty());
+    inspector.stop().await;
+}
