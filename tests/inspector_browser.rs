@@ -129,6 +129,7 @@ fn run_script(
         .env("ADMIN_URL", format!("http://{}/", running.admin))
         .env("WEBHOOK_URL", format!("http://{}/iterable/default", running.webhook))
         .env("SCREENSHOTS", screenshots)
+        .env("HOOKHOUSE", env!("CARGO_BIN_EXE_hookhouse"))
         .env("FAILED_SEQ", seqs.0.to_string())
         .env("HOSTILE_SEQ", seqs.1.to_string());
     if let Some(token) = token {

@@ -5,7 +5,8 @@
 // to SCREENSHOTS. Run by tests/inspector_browser.rs, which sets:
 //   ADMIN_URL, WEBHOOK_URL, SCREENSHOTS, FAILED_SEQ (a request whose failure a replay fixes),
 //   HOSTILE_SEQ (a request whose values are HTML and script, which must show as text),
-//   TOKEN (optional: then the page must ask for it), NODE_PATH (playwright-core).
+//   TOKEN (optional: then the page must ask for it), NODE_PATH (playwright-core),
+//   HOOKHOUSE (the binary, whose `simulate` sends traffic while the page watches).
 // Exits non-zero, saying why, on the first thing that is not as expected.
 'use strict';
 
@@ -86,6 +87,12 @@ async function inspectorFlow(browser) {
     return row && row.textContent.includes('emailOpen') && row.textContent.includes('events');
   }, seq);
   await shot(page, '02-new-request');
+
+  // `hookhouse simulate`, as the README suggests: its requests arrive in the open page.
+  const shown = (await rowTexts(page)).length;
+  execFileSync(process.env.HOOKHOUSE, ['simulate', '--url', WEBHOOK_URL, '--count', '25'], { stdio: 'ignore' });
+  await page.waitForFunction((n) => document.querySelectorAll('#requests tbody tr').length >= n, shown + 25);
+  await page.waitForFunction(() => !document.querySelector('#requests tbody .badge.pending'));
 
   // 3. Filtering by its email leaves it alone.
   await page.fill('#filters input[name=email]', email);
