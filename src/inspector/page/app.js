@@ -146,6 +146,11 @@ function requestRow(summary, fresh) {
   el('td', {}, outcomeBadge(summary.outcome)));
 }
 
+function shownText() {
+  const n = state.rows.size;
+  return `${n} request${n === 1 ? '' : 's'} shown`;
+}
+
 function renderStatus(text) {
   $('#list-status').textContent = text;
 }
@@ -189,7 +194,7 @@ async function loadOlder(first = false) {
       ? (Object.values(state.filters).some(Boolean) ? 'No request matches these filters.' : 'No requests yet. Point Iterable at the webhook URL, or run `hookhouse simulate`.')
       : `Nothing matched down to request #${state.nextBefore}; look further with “Older requests”.`);
   } else {
-    renderStatus(`${state.rows.size} requests shown${state.nextBefore === null ? ', back to the first' : ''}.`);
+    renderStatus(`${shownText()}${state.nextBefore === null ? ', back to the first' : ''}.`);
   }
 }
 
@@ -215,7 +220,7 @@ async function pollNew() {
     state.rows.set(summary.seq, summary);
     body.prepend(requestRow(summary, true));
   }
-  if (fresh.length) renderStatus(`${state.rows.size} requests shown.`);
+  if (fresh.length) renderStatus(`${shownText()}.`);
   // Rows pending a moment ago have their outcome by now: one call for the range they span.
   const pending = [...state.rows.keys()].filter((seq) => state.rows.get(seq).outcome === 'pending');
   if (!pending.length) return;
