@@ -156,6 +156,9 @@ pub struct Stats {
     pub bucket: &'static str,
     pub from: String,
     pub to: String,
+    /// Buckets before this were not counted yet: the call ran out of its time, newest first.
+    /// Asking again goes on from the counts kept (`null`: the whole window is here).
+    pub counted_from: Option<String>,
     pub counts: Vec<BucketCount>,
 }
 
@@ -177,25 +180,17 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    /// Characters of `received_at` (`2026-12-02T05:01:02.123456Z`) naming the bucket.
-    pub(super) fn prefix(self) -> i64 {
-        match self {
-            Bucket::Minute => 16,
-            Bucket::Hour => 13,
-        }
-    }
-
-    pub(super) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Bucket::Minute => "minute",
             Bucket::Hour => "hour",
         }
     }
 
-    pub(super) fn complete(self, prefix: &str) -> String {
+    pub fn step(self) -> chrono::TimeDelta {
         match self {
-            Bucket::Minute => format!("{prefix}:00Z"),
-            Bucket::Hour => format!("{prefix}:00:00Z"),
+            Bucket::Minute => chrono::TimeDelta::minutes(1),
+            Bucket::Hour => chrono::TimeDelta::hours(1),
         }
     }
 }
