@@ -89,8 +89,18 @@ measure() {
     "failures=$base/failed"
     "stats_1h=$base/stats?window=1h"
     "stats_15m=$base/stats?window=15m"
+    "stats_24h=$base/stats?window=24h"
     "sinks=$base/sinks"
   )
+  # The chart's first count of an hour and of a day, before any bucket is kept (a day on a busy
+  # store takes several calls: `counted_from` says where each stopped).
+  local window
+  for window in 1h 24h; do
+    curl -fsS -o "$LOG_DIR/stats-$n-$window.json" -w "first stats $window on $n requests: %{time_total} s\n" \
+      "$base/stats?window=$window" >&2
+    python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('  counted_from', s['counted_from'], 'events', sum(c['count'] for c in s['counts']))" \
+      "$LOG_DIR/stats-$n-$window.json" >&2
+  done
   local view
   for view in "${views[@]}"; do
     curl -fsS -o /dev/null "${view#*=}" || die "${view%%=*} failed: $(curl -sS "${view#*=}")"
