@@ -377,6 +377,13 @@ pub(super) async fn replay(
     }
 }
 
+pub(super) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("`{method} {}` is not an inspector call (see the README's list)", uri.path()),
+    )
+}
+
 pub(super) async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("nothing at `{}` on the inspector", uri.path()))
 }

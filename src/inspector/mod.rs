@@ -117,6 +117,7 @@ pub fn router(inspector: Arc<Inspector>) -> Router {
         .route("/app.css", get(page::style))
         .merge(api)
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&inspector), loopback_host))
         .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn(security_headers))
