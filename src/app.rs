@@ -74,7 +74,8 @@ impl App {
                         "`hookhouse load` runs the sinks of a JetStream log: set `[spool] kind =                          \"jetstream\"` (with the SQLite log, `serve` runs the sinks itself)"
                     );
                 }
-                let (spool, writer) = Spool::open(&config.store).with_context(|| {
+                let store = config.store_in(&config.store.data_dir);
+                let (spool, writer) = Spool::open(&store).with_context(|| {
                     format!("failed to open the store in `{}`", config.store.data_dir.display())
                 })?;
                 (RequestLog::Sqlite(spool), Some(writer))

@@ -224,6 +224,10 @@ pub struct StoreConfig {
     pub busy_timeout: Duration,
     /// Lower-case header names stored with a request.
     pub keep_headers: Vec<String>,
+    /// Index events by email and by user id, which the inspector's person filter walks. Only
+    /// while the inspector is on: the index costs the embedded sink about 40% of its load rate
+    /// (bench/embedded_indexes.sh), since people arrive in no order.
+    pub person_index: bool,
 }
 
 impl StoreConfig {
@@ -461,6 +465,7 @@ impl Config {
                 max_batch,
                 busy_timeout: Duration::from_millis(raw.store.busy_timeout_ms),
                 keep_headers,
+                person_index: admin.is_some(),
             },
             sources,
             sinks,
@@ -477,6 +482,16 @@ impl Config {
             (None, _) => Some(self.store.db_path()),
             (Some(_), Some(dir)) => Some(dir.join("hookhouse.db")),
             (Some(_), None) => None,
+        }
+    }
+
+    /// The store in `data_dir` as this configuration opens it: with the person index while
+    /// the inspector is on.
+    pub fn store_in(&self, data_dir: &Path) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.to_owned(),
+            person_index: self.admin.is_some(),
+            ..self.store.clone()
         }
     }
 

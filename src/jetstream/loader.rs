@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Stream, record};
-use crate::config::{Config, StoreConfig};
+use crate::config::Config;
 use crate::metrics::{Metrics, SinkMetrics};
 use crate::pipeline::PseudonymKey;
 use crate::request::StoredRequest;
@@ -58,7 +58,7 @@ pub fn start(
         started += 1;
     }
     if let Some(dir) = &config.sinks.sqlite_copy {
-        let store = StoreConfig { data_dir: dir.clone(), ..config.store.clone() };
+        let store = config.store_in(dir);
         let (spool, writer) = Spool::open(&store).map_err(|err| {
             anyhow::anyhow!("failed to open the stream's local copy in `{}`: {err}", dir.display())
         })?;

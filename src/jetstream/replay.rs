@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 
 use super::{Stream, record};
-use crate::config::{Config, StoreConfig};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::request::StoredRequest;
 use crate::sinks::postgres::PostgresSink;
@@ -115,7 +115,7 @@ async fn open_sinks(config: &Config, stream: &Stream) -> anyhow::Result<Sinks> {
         sinks.postgres = Some(sink);
     }
     if let Some(dir) = &config.sinks.sqlite_copy {
-        let store = StoreConfig { data_dir: dir.clone(), ..config.store.clone() };
+        let store = config.store_in(dir);
         let (spool, writer) = Spool::open(&store)?;
         let counters = Metrics::new(&config.sources).row_counters();
         let mut sink = StreamCopySink::replaying(spool, counters);

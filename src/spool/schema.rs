@@ -164,13 +164,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE spool_identity ADD COLUMN copy_of TEXT;
     "#,
-    // 8: the inspector finds a person's newest requests by email or user id (`raw_seq`
-    // descending, so a page reads its rows and no more), and counts events per minute. Partial:
-    // many events carry only one of the two. `journey_calls` is keyed by seq, which its
-    // indexes hold already.
+    // 8: the inspector finds a person's journey calls by email or user id (keyed by seq, which
+    // the indexes hold already; the events' person index is made only while the inspector is
+    // on, see `person_index`), and counts events per minute.
     r#"
-    CREATE INDEX events_email ON events (email, raw_seq) WHERE email IS NOT NULL;
-    CREATE INDEX events_user_id ON events (user_id, raw_seq) WHERE user_id IS NOT NULL;
     CREATE INDEX journey_calls_email ON journey_calls (email) WHERE email IS NOT NULL;
     CREATE INDEX journey_calls_user_id ON journey_calls (user_id) WHERE user_id IS NOT NULL;
     -- The chart counts events by name per minute from this index alone; it serves every
@@ -179,6 +176,37 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_raw_seq_name ON events (raw_seq, event_name);
     "#,
 ];
+
+/// Makes or drops the index of events by email and by user id (newest `raw_seq` first per
+/// person), which only the inspector reads: made while it is on, dropped when it is off, so
+/// a store without it does not pay for it at every load.
+pub(crate) fn person_index(conn: &Connection, wanted: bool) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'events_email'",
+        [],
+        |row| row.get(0),
+    )?;
+    match (wanted, present) {
+        (true, false) => {
+            tracing::info!(
+                "indexing events by email and user id for the inspector; a large store takes a \
+                 while (about 30 s for 10 million events)"
+            );
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 CREATE INDEX IF NOT EXISTS events_email ON events (email, raw_seq)
+                     WHERE email IS NOT NULL;
+                 CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id, raw_seq)
+                     WHERE user_id IS NOT NULL;
+                 COMMIT;",
+            )
+        }
+        (false, true) => conn.execute_batch(
+            "DROP INDEX IF EXISTS events_email; DROP INDEX IF EXISTS events_user_id;",
+        ),
+        _ => Ok(()),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -225,6 +253,26 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_person_index_is_made_and_dropped_as_asked() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let indexes = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('events_email', 'events_user_id')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(indexes(&conn), 0, "not made by the migrations");
+        person_index(&conn, true).unwrap();
+        person_index(&conn, true).unwrap();
+        assert_eq!(indexes(&conn), 2);
+        person_index(&conn, false).unwrap();
+        assert_eq!(indexes(&conn), 0);
+    }
 
     #[test]
     fn migrates_once_and_refuses_a_newer_database() {

@@ -97,6 +97,8 @@ pub(super) fn start(
         .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
     schema::migrate(&mut conn)
         .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
+    schema::person_index(&conn, config.person_index)
+        .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
 
     let checkpointer = Checkpointer::start(&path)?;
 
