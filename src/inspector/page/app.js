@@ -63,7 +63,8 @@ async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
   const token = sessionStorage.getItem('hookhouse-token');
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { ...options, headers });
+  // Relative to the page, so the inspector also works behind a proxy under a sub-path.
+  const response = await fetch(path.replace(/^\//, ''), { ...options, headers });
   if (response.status === 401) {
     await askForToken(Boolean(token));
     return api(path, options);
