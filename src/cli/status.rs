@@ -51,27 +51,13 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let lags = reader.lags(chrono::Utc::now())?;
 
     if args.json {
-        let sinks: Vec<_> = lags
-            .iter()
-            .map(|lag| {
-                json!({
-                    "sink": lag.sink,
-                    "position": lag.position,
-                    "lag_requests": lag.requests,
-                    "lag_seconds": lag.seconds,
-                    "loaded_at": lag.loaded_at,
-                    "last_error": lag.last_error,
-                    "last_error_at": lag.last_error_at,
-                })
-            })
-            .collect();
         let report = json!({
             "store": db.display().to_string(),
             "requests": requests,
             "last_seq": last_seq,
             "events": events,
             "failed_events": failed,
-            "sinks": sinks,
+            "sinks": lags,
             "lake": lake.as_ref().map(|(url, files, bytes)| json!({
                 "url": url, "files": files, "bytes": bytes,
             })),

@@ -253,21 +253,7 @@ fn parse_window(text: &str) -> Option<chrono::TimeDelta> {
 pub(super) async fn sinks(State(inspector): State<Arc<Inspector>>) -> ApiResult {
     let (lags, last_seq) =
         read(&inspector, |reader| Ok((reader.lags(Utc::now())?, reader.last_seq()?))).await?;
-    let sinks: Vec<Value> = lags
-        .iter()
-        .map(|lag| {
-            json!({
-                "sink": lag.sink,
-                "position": lag.position,
-                "lag_requests": lag.requests,
-                "lag_seconds": lag.seconds,
-                "loaded_at": lag.loaded_at,
-                "last_error": lag.last_error,
-                "last_error_at": lag.last_error_at,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "last_seq": last_seq, "sinks": sinks })))
+    Ok(Json(json!({ "last_seq": last_seq, "sinks": lags })))
 }
 
 /// `POST /api/replay`'s body: one request, or every request with failures.

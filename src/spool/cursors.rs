@@ -72,14 +72,16 @@ pub(super) fn rewind_all(conn: &Connection, seq: i64, except: &str) -> rusqlite:
     Ok(())
 }
 
-/// How far behind the spool a sink is.
-#[derive(Debug, Clone, PartialEq)]
+/// How far behind the spool a sink is; serialised as `status --json` and `/api/sinks` show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Lag {
     pub sink: String,
     pub position: i64,
     /// Requests after the cursor.
+    #[serde(rename = "lag_requests")]
     pub requests: u64,
     /// Age of the oldest request not yet loaded; zero when caught up.
+    #[serde(rename = "lag_seconds")]
     pub seconds: f64,
     pub loaded_at: Option<String>,
     pub last_error: Option<String>,

@@ -137,7 +137,7 @@ impl SpoolReader {
             |sql: &str| -> rusqlite::Result<i64> { self.conn.query_row(sql, [], |row| row.get(0)) };
         Ok(Totals {
             requests: count("SELECT count(*) FROM raw_requests")?,
-            last_seq: count("SELECT coalesce(max(seq), 0) FROM raw_requests")?,
+            last_seq: self.last_seq()?,
             events: count("SELECT count(*) FROM events")?,
             failed_events: count("SELECT count(*) FROM failed_events")?,
         })
