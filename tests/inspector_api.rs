@@ -11,7 +11,7 @@ mod failures;
 #[path = "inspector_api/listing.rs"]
 mod listing;
 
-use common::{TestApp, spawn_app_with};
+use common::{TestApp, spawn_app_with, stored_seq};
 use hookhouse::config::{AdminConfig, Config, RawConfig};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -128,13 +128,6 @@ impl Inspector {
     async fn stop(self) {
         self.app.stop().await.unwrap();
     }
-}
-
-async fn stored_seq(response: reqwest::Response) -> i64 {
-    assert_eq!(response.status(), StatusCode::OK);
-    let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer["status"], "stored", "{answer}");
-    answer["seq"].as_i64().unwrap()
 }
 
 /// The `error` sentence of an answer that must have `status`, checking the `{"error"}` shape.

@@ -5,6 +5,7 @@
 // to SCREENSHOTS. Run by tests/inspector_browser.rs, which sets:
 //   ADMIN_URL, WEBHOOK_URL, SCREENSHOTS, FAILED_SEQ (a request whose failure a replay fixes),
 //   HOSTILE_SEQ (a request whose values are HTML and script, which must show as text),
+//   OLDER_VERSION_REASON (the reason FAILED_SEQ's failure gives),
 //   TOKEN (optional: then the page must ask for it), NODE_PATH (playwright-core),
 //   HOOKHOUSE (the binary, whose `simulate` sends traffic while the page watches).
 // Exits non-zero, saying why, on the first thing that is not as expected.
@@ -144,7 +145,7 @@ async function inspectorFlow(browser) {
   await page.click('.tabs button[data-tab=failures]');
   const failedRow = `#failures tbody tr[data-seq="${FAILED_SEQ}"]`;
   await page.waitForSelector(failedRow);
-  check((await page.textContent(failedRow)).includes('written by an older hookhouse'), 'the failure shows no reason');
+  check((await page.textContent(failedRow)).includes(process.env.OLDER_VERSION_REASON), 'the failure shows no reason');
   await shot(page, '05-failures');
   await page.click(`${failedRow} button.replay`);
   await page.waitForFunction(() => document.querySelector('#toast').textContent.includes('Replayed request'));

@@ -102,6 +102,26 @@ impl TestApp {
         self.db().query_row(sql, [], |row| row.get(0)).expect("count query")
     }
 
+    /// Leaves loaded request `seq` as a hookhouse that could not read it would have: its one
+    /// event gone, a decode failure in its place. (Replay exists for this: a newer normaliser
+    /// reads what an older one failed.)
+    pub fn fail_as_an_older_version(&self, seq: i64) {
+        let mut conn = Connection::open(self.db_path()).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        let tx = conn.transaction().unwrap();
+        assert_eq!(tx.execute("DELETE FROM events WHERE raw_seq = ?1", [seq]).unwrap(), 1);
+        let inserted = tx
+            .execute(
+                "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body, sink) \
+                 SELECT seq, received_at, 'decode', ?2, body, NULL FROM raw_requests \
+                 WHERE seq = ?1",
+                rusqlite::params![seq, OLDER_VERSION_REASON],
+            )
+            .unwrap();
+        assert_eq!(inserted, 1);
+        tx.commit().unwrap();
+    }
+
     /// Stops accepting, waits for in-flight commits, and hands back the data directory so
     /// the store can be read after the server is gone.
     pub async fn stop(mut self) -> anyhow::Result<TempDir> {
@@ -114,6 +134,17 @@ impl TestApp {
         Ok(self.data_dir)
     }
 }
+
+/// The seq of a request the receiver answered `{"status":"stored"}` with 200.
+pub async fn stored_seq(response: reqwest::Response) -> i64 {
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["status"], "stored", "{answer}");
+    answer["seq"].as_i64().unwrap()
+}
+
+/// The reason [`TestApp::fail_as_an_older_version`] files.
+pub const OLDER_VERSION_REASON: &str = "written by an older version";
 
 /// How long the embedded sink may take to load what a test sent, on a busy CI machine.
 pub const EMBEDDED_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

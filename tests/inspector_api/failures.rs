@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::{Value, json};
+
+use crate::common::OLDER_VERSION_REASON;
 
 use super::{Inspector, email_open, error_of, fixture, seqs_of, spawn_inspector};
 
 const BROKEN: &str = r#"{"eventName": "emailOpen", "dataFields": {"#;
-const OLD_REASON: &str = "written by an older version";
-
 /// A writable connection to the store, as an older hookhouse's would have been.
 fn writer(inspector: &Inspector) -> Connection {
     let conn = Connection::open(inspector.app.db_path()).unwrap();
@@ -21,21 +21,6 @@ fn writer(inspector: &Inspector) -> Connection {
 
 /// What an older hookhouse that could not read request `seq` would have left: no event, and
 /// a `failed_events` row holding its body.
-fn fail_as_an_older_version(inspector: &Inspector, seq: i64) {
-    let mut conn = writer(inspector);
-    let tx = conn.transaction().unwrap();
-    assert_eq!(tx.execute("DELETE FROM events WHERE raw_seq = ?1", [seq]).unwrap(), 1);
-    let inserted = tx
-        .execute(
-            "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body, sink) \
-             SELECT seq, received_at, 'decode', ?2, body, NULL FROM raw_requests WHERE seq = ?1",
-            params![seq, OLD_REASON],
-        )
-        .unwrap();
-    assert_eq!(inserted, 1);
-    tx.commit().unwrap();
-}
-
 fn count(inspector: &Inspector, sql: &str, seq: i64) -> i64 {
     writer(inspector).query_row(sql, [seq], |r| r.get(0)).unwrap()
 }
@@ -94,16 +79,16 @@ async fn replaying_one_request_turns_an_old_failure_back_into_its_event() {
     let seq = inspector.post_event("default", &email_open("ada@example.com", "m-replay")).await;
     let other = inspector.post_event("default", &email_open("bob@example.com", "m-other")).await;
     inspector.loaded();
-    fail_as_an_older_version(&inspector, seq);
+    inspector.app.fail_as_an_older_version(seq);
 
     let summary = |detail: &Value| detail["summary"]["outcome"].as_str().unwrap().to_owned();
     let detail = inspector.get_json(&format!("/api/requests/{seq}"), &[]).await;
     assert_eq!(summary(&detail), "failed");
-    assert_eq!(detail["failures"][0]["reason"], OLD_REASON);
+    assert_eq!(detail["failures"][0]["reason"], OLDER_VERSION_REASON);
     assert_eq!(seqs_of(&inspector.page(&[("outcome", "failed")]).await), [seq]);
     let failed = inspector.get_json("/api/failed", &[]).await;
     assert_eq!(failed["failures"][0]["raw_seq"], seq);
-    assert_eq!(failed["failures"][0]["reason"], OLD_REASON);
+    assert_eq!(failed["failures"][0]["reason"], OLDER_VERSION_REASON);
 
     let (status, report) = inspector.replay(json!({"seq": seq})).await;
     assert_eq!(status, 200, "{report}");
@@ -141,8 +126,8 @@ async fn replaying_every_failure_fixes_what_can_be_read_and_keeps_the_rest() {
     let b = inspector.post_event("default", &fixture("emailSend/basic.json")).await;
     let broken = inspector.post_event("default", BROKEN).await;
     inspector.loaded();
-    fail_as_an_older_version(&inspector, a);
-    fail_as_an_older_version(&inspector, b);
+    inspector.app.fail_as_an_older_version(a);
+    inspector.app.fail_as_an_older_version(b);
     assert_eq!(seqs_of(&inspector.page(&[("outcome", "failed")]).await), [broken, b, a]);
 
     let (status, report) = inspector.replay(json!({"failed": true})).await;
