@@ -21,7 +21,6 @@ const state = {
   newest: 0,
   nextBefore: null,
   selected: null,
-  detail: null,
   tab: 'requests',
   sinks: [],
   // Bumped when the list is loaded anew: answers to requests made before are dropped.
@@ -397,8 +396,8 @@ async function openDetail(seq) {
     row.classList.toggle('selected', Number(row.dataset.seq) === seq);
   }
   try {
-    state.detail = await api(`/api/requests/${seq}`);
-    if (state.selected === seq) renderDetail(state.detail);
+    const detail = await api(`/api/requests/${seq}`);
+    if (state.selected === seq) renderDetail(detail);
   } catch (error) {
     toast(error.message);
   }
@@ -498,11 +497,11 @@ async function loadChart() {
   svg.replaceChildren(el('line', { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, stroke: '#e3e3e0' }), ...bars);
   const total = totals.reduce((a, b) => a + b, 0);
   $('#chart-note').textContent = `${total} in the hour, at most ${totals.length ? Math.max(...totals) : 0} a minute`;
-  $('#legend').replaceChildren(...[...families].sort().map((family) => el('li', {},
-    el('i', { class: `swatch-${family}` }), family)));
-  for (const swatch of document.querySelectorAll('#legend i')) {
-    swatch.style.background = FAMILY_COLOURS[swatch.className.replace('swatch-', '')] || FAMILY_COLOURS.other;
-  }
+  $('#legend').replaceChildren(...[...families].sort().map((family) => {
+    const swatch = el('i');
+    swatch.style.background = FAMILY_COLOURS[family] || FAMILY_COLOURS.other;
+    return el('li', {}, swatch, family);
+  }));
 }
 
 // ---- wiring ----
