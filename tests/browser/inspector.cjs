@@ -42,6 +42,15 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: false });
 }
 
+// Waits until the detail pane shows request `seq` with its event: the pane of the request
+// open before stays until the new one is fetched, and has an event row too.
+async function detailOf(page, seq) {
+  await page.waitForFunction((s) => {
+    const title = document.querySelector('#detail header h2');
+    return title && title.textContent === `Request #${s}` && document.querySelector('#detail .event-row');
+  }, seq);
+}
+
 async function rowTexts(page) {
   return page.$$eval('#requests tbody tr', (rows) => rows.map((row) => row.textContent));
 }
@@ -135,7 +144,7 @@ async function inspectorFlow(browser) {
   // 6. A request whose values are markup shows them as text and runs none of it (the CSP
   // would also refuse, and say so on the console, which fails this test).
   await page.goto(`${ADMIN_URL}#/requests/${HOSTILE_SEQ}`);
-  await page.waitForSelector('#detail .event-row');
+  await detailOf(page, HOSTILE_SEQ);
   const hostile = await page.textContent('#detail');
   check(hostile.includes('<img src=x onerror=') && hostile.includes('</pre><script>'), 'the markup is not shown as text');
   check(await page.evaluate(() => window.__xss === undefined), 'a value of the request ran as script');
@@ -154,7 +163,7 @@ async function inspectorFlow(browser) {
   await page.waitForSelector(failedRow, { state: 'detached' });
   await shot(page, '06-replayed');
   await page.goto(`${ADMIN_URL}#/requests/${FAILED_SEQ}`);
-  await page.waitForSelector('#detail .event-row');
+  await detailOf(page, FAILED_SEQ);
   check((await page.textContent('#detail header')).includes('events'), 'the replayed request is not shown with its event');
 
   await context.close();
