@@ -6,12 +6,29 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use super::ServeArgs;
-use crate::config::{Config, NatsAuth, SourceAuth};
+use crate::config::{AnswerKind, Config, NatsAuth, SourceAuth};
 
 pub(super) fn check_config(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.load_config()?;
     println!("{}", serde_json::to_string_pretty(&effective(&config))?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// An `oauth2` source's clients, their secrets masked.
+fn oauth_clients(auth: &SourceAuth) -> Vec<Value> {
+    let SourceAuth::OAuth2(clients) = auth else {
+        return Vec::new();
+    };
+    clients
+        .iter()
+        .map(|client| {
+            json!({
+                "id": client.id,
+                "secret": "***",
+                "token_ttl_secs": client.token_ttl.as_secs(),
+            })
+        })
+        .collect()
 }
 
 /// The configuration as JSON; a secret shows only as `"***"`, so the output can be pasted in
@@ -24,7 +41,7 @@ fn effective(config: &Config) -> Value {
         .iter()
         .map(|source| {
             let (secrets, header) = match &source.auth {
-                SourceAuth::None => (0, None),
+                SourceAuth::None | SourceAuth::OAuth2(_) => (0, None),
                 SourceAuth::Basic(s) | SourceAuth::Token(s) => (s.len(), None),
                 SourceAuth::Header { name, secrets } => (secrets.len(), Some(name.as_str())),
             };
@@ -37,6 +54,23 @@ fn effective(config: &Config) -> Value {
                 "max_requests_per_second": source.max_requests_per_second,
                 "pseudonymise": source.pseudonymise.as_ref().map(|_| json!({ "key": "***" })),
                 "drop_raw_bodies": source.drop_raw_bodies,
+                "clients": oauth_clients(&source.auth),
+                "journeys": source.journeys.iter().map(|journey| {
+                    let mut answer = match &journey.answer {
+                        AnswerKind::Engagement { from_sources } => json!({
+                            "answer": "engagement",
+                            "from_sources": from_sources,
+                        }),
+                        AnswerKind::Sql { query, max_rows, timeout } => json!({
+                            "answer": "sql",
+                            "query": query,
+                            "max_rows": max_rows,
+                            "timeout_ms": timeout.as_millis(),
+                        }),
+                    };
+                    answer["name"] = json!(journey.journey);
+                    answer
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();

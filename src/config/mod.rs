@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod admin;
 mod file_modes;
+mod journeys;
 mod secret;
 mod sinks;
 mod source;
@@ -18,6 +19,8 @@ mod spool;
 pub use admin::{AdminConfig, RawAdmin};
 pub use file_modes::open_to_others;
 use ipnet::IpNet;
+use journeys::resolve_journeys;
+pub use journeys::{AnswerKind, JourneyAnswer, OAuthClient, RawClient, RawJourney};
 pub use sinks::{
     LakeLocation, ParquetConfig, PostgresConfig, RawParquet, RawPostgres, RawS3, RawSinks,
     RawSqliteCopy, S3Config, SinksConfig,
@@ -228,6 +231,9 @@ pub struct StoreConfig {
     /// while the inspector is on: the index costs the embedded sink about 40% of its load rate
     /// (bench/embedded_indexes.sh), since people arrive in no order.
     pub person_index: bool,
+    /// Index events by person, name and time, which journey answers read. Only while a
+    /// source has `[[sources.journeys]]`, for the same reason.
+    pub answer_index: bool,
 }
 
 impl StoreConfig {
@@ -247,6 +253,8 @@ pub struct SourceConfig {
     pub pseudonymise: Option<PseudonymKey>,
     /// Keep no raw body for a request whose every part was normalised.
     pub drop_raw_bodies: bool,
+    /// Journey endpoints that answer with data from the store.
+    pub journeys: Vec<JourneyAnswer>,
 }
 
 impl SourceConfig {
@@ -259,7 +267,13 @@ impl SourceConfig {
             max_requests_per_second: None,
             pseudonymise: None,
             drop_raw_bodies: false,
+            journeys: Vec::new(),
         }
+    }
+
+    /// The answer configured for this journey, if it answers with data.
+    pub fn journey_answer(&self, journey: &str) -> Option<&JourneyAnswer> {
+        self.journeys.iter().find(|answer| answer.journey == journey)
     }
 }
 
@@ -368,6 +382,7 @@ impl Config {
                 max_requests_per_second: s.max_requests_per_second.filter(|&n| n > 0),
                 pseudonymise: resolve_pseudonymise(s, &mut problems),
                 drop_raw_bodies: s.drop_raw_bodies,
+                journeys: resolve_journeys(s, &mut problems),
             })
             .collect();
         if sources.is_empty() {
@@ -383,6 +398,20 @@ impl Config {
             }
             if !seen.insert(source.name.as_str()) {
                 problems.push(format!("source `{}` is configured twice", source.name));
+            }
+        }
+
+        for (source, answer) in
+            sources.iter().flat_map(|s| s.journeys.iter().map(move |answer| (s, answer)))
+        {
+            if let AnswerKind::Engagement { from_sources: Some(names) } = &answer.answer {
+                for unknown in names.iter().filter(|name| !seen.contains(name.as_str())) {
+                    problems.push(format!(
+                        "source `{}`, journey `{}`: `from_sources` names `{unknown}`, which is \
+                         not a configured source",
+                        source.name, answer.journey
+                    ));
+                }
             }
         }
 
@@ -436,6 +465,15 @@ impl Config {
                     .to_owned(),
             );
         }
+        let answers = sources.iter().any(|source| !source.journeys.is_empty());
+        if answers && spool.jetstream().is_some() && sinks.sqlite_copy.is_none() {
+            problems.push(
+                "journey answers (`[[sources.journeys]]`) read the embedded tables: with a \
+                 JetStream log, keep a local copy with `[sinks.sqlite] path = \
+                 \"/var/lib/hookhouse/copy\"`"
+                    .to_owned(),
+            );
+        }
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -466,6 +504,7 @@ impl Config {
                 busy_timeout: Duration::from_millis(raw.store.busy_timeout_ms),
                 keep_headers,
                 person_index: admin.is_some(),
+                answer_index: answers,
             },
             sources,
             sinks,
@@ -486,13 +525,24 @@ impl Config {
     }
 
     /// The store in `data_dir` as this configuration opens it: with the person index while
-    /// the inspector is on.
+    /// the inspector is on, and the answer index while a journey answers.
     pub fn store_in(&self, data_dir: &Path) -> StoreConfig {
         StoreConfig {
             data_dir: data_dir.to_owned(),
             person_index: self.admin.is_some(),
+            answer_index: self.sources.iter().any(|source| !source.journeys.is_empty()),
             ..self.store.clone()
         }
+    }
+
+    /// A configuration from TOML text alone (defaults below it, no file, variables or
+    /// flags): for tests and tools.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(load_error)?;
+        Self::validate(raw)
     }
 
     /// A configuration for tests and tools: defaults, one `default` source.
@@ -587,11 +637,7 @@ mod tests {
     use super::*;
 
     fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = Figment::from(Serialized::defaults(RawConfig::default()))
-            .merge(Toml::string(text))
-            .extract()
-            .map_err(load_error)?;
-        Config::validate(raw)
+        Config::from_toml_str(text)
     }
 
     #[test]

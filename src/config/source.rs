@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::journeys::{OAuthClient, RawClient, RawJourney, resolve_clients};
 use crate::pipeline::PseudonymKey;
 
 /// A source as written in the configuration.
@@ -16,7 +17,7 @@ use crate::pipeline::PseudonymKey;
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub name: String,
-    /// `none`, `basic`, `token` or `header`.
+    /// `none`, `basic`, `token`, `header` or `oauth2`.
     #[serde(default = "default_auth")]
     pub auth: String,
     /// Accepted secrets; two or more live at once let a secret be rotated without losing
@@ -42,6 +43,12 @@ pub struct RawSource {
     /// Keep no raw body for a request whose every part became an event or journey call.
     #[serde(default)]
     pub drop_raw_bodies: bool,
+    /// The clients of `auth = "oauth2"` (`[[sources.clients]]`).
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+    /// Journey endpoints that answer with data (`[[sources.journeys]]`).
+    #[serde(default)]
+    pub journeys: Vec<RawJourney>,
 }
 
 /// `[sources.pseudonymise]`.
@@ -69,6 +76,9 @@ pub enum SourceAuth {
         name: String,
         secrets: Vec<SecretString>,
     },
+    /// `Authorization: Bearer <token>` (or `OAuth2`), a token this source's token endpoint
+    /// issued to one of these clients (OAuth 2.0 client credentials).
+    OAuth2(Vec<OAuthClient>),
 }
 
 impl SourceAuth {
@@ -78,13 +88,14 @@ impl SourceAuth {
             SourceAuth::Basic(_) => "basic",
             SourceAuth::Token(_) => "token",
             SourceAuth::Header { .. } => "header",
+            SourceAuth::OAuth2(_) => "oauth2",
         }
     }
 
-    /// The accepted secrets (none for `none`).
+    /// The accepted secrets (none for `none`; `oauth2` accepts tokens, not secrets).
     pub fn secrets(&self) -> &[SecretString] {
         match self {
-            SourceAuth::None => &[],
+            SourceAuth::None | SourceAuth::OAuth2(_) => &[],
             SourceAuth::Basic(secrets) | SourceAuth::Token(secrets) => secrets,
             SourceAuth::Header { secrets, .. } => secrets,
         }
@@ -121,6 +132,7 @@ pub(super) fn resolve_auth(raw: &RawSource, problems: &mut Vec<String>) -> Sourc
                 .push(format!("source `{name}` has `auth = \"{}\"` but no `secrets`", raw.auth));
         }
     };
+    let clients = resolve_clients(raw, problems);
     match raw.auth.as_str() {
         "none" => {
             if !raw.secrets.is_empty() {
@@ -150,10 +162,20 @@ pub(super) fn resolve_auth(raw: &RawSource, problems: &mut Vec<String>) -> Sourc
             }
             SourceAuth::Header { name: header, secrets }
         }
+        "oauth2" => {
+            if !raw.secrets.is_empty() {
+                problems.push(format!(
+                    "source `{name}` has `auth = \"oauth2\"`, which takes `[[sources.clients]]`, \
+                     not `secrets`"
+                ));
+            }
+            SourceAuth::OAuth2(clients)
+        }
         // The value is not repeated: a secret pasted into the wrong key must not reach a log.
         _ => {
-            problems
-                .push(format!("source `{name}`: `auth` is not one of none, basic, token, header"));
+            problems.push(format!(
+                "source `{name}`: `auth` is not one of none, basic, token, header, oauth2"
+            ));
             SourceAuth::None
         }
     }

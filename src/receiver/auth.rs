@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use super::ReceiveError;
 use super::client_ip::allowed;
 use super::drain::refuse;
+use super::oauth_token;
 use super::redact::Redaction;
 use super::request::{BodyLimits, Incoming};
 use crate::config::{SourceAuth, SourceConfig};
@@ -54,7 +55,7 @@ pub(super) async fn authenticate(
         incoming.uri = format!("/hooks/secret-{id}{query}")
             .parse()
             .map_err(|_| ReceiveError::BadRequest("malformed query string".to_owned()))?;
-    } else if !credentials_match(&source.auth, &incoming.headers) {
+    } else if !credentials_match(&source.name, &source.auth, &incoming.headers) {
         let err = ReceiveError::Unauthorized { challenge: challenge(&source.auth) };
         return Err(refuse(incoming.body, limits.max_bytes, err).await);
     }
@@ -62,7 +63,7 @@ pub(super) async fn authenticate(
     Ok(AcceptedRequest::authenticated(raw))
 }
 
-fn credentials_match(auth: &SourceAuth, headers: &HeaderMap) -> bool {
+fn credentials_match(source: &str, auth: &SourceAuth, headers: &HeaderMap) -> bool {
     // A request with two credentials is refused whichever is right: proxies and servers
     // disagree on which of two wins, and a check must not pick the one an attacker chose.
     let credential_header = auth.secret_header().unwrap_or(header::AUTHORIZATION.as_str());
@@ -73,13 +74,13 @@ fn credentials_match(auth: &SourceAuth, headers: &HeaderMap) -> bool {
     match auth {
         SourceAuth::None => true,
         SourceAuth::Token(secrets) => authorization()
-            .and_then(|value| {
-                let (scheme, token) = value.trim().split_once(' ')?;
-                let known =
-                    scheme.eq_ignore_ascii_case("oauth2") || scheme.eq_ignore_ascii_case("bearer");
-                known.then(|| any_equal(secrets, token.trim().as_bytes()))
-            })
-            .unwrap_or(false),
+            .and_then(bearer)
+            .is_some_and(|token| any_equal(secrets, token.as_bytes())),
+        SourceAuth::OAuth2(clients) => authorization().and_then(bearer).is_some_and(|token| {
+            oauth_token::verify(source, clients, token, unix_now())
+                .inspect_err(|why| tracing::debug!(source, ?why, "access token refused"))
+                .is_ok()
+        }),
         SourceAuth::Basic(secrets) => authorization()
             .and_then(|value| {
                 let (scheme, given) = value.trim().split_once(' ')?;
@@ -98,6 +99,21 @@ fn credentials_match(auth: &SourceAuth, headers: &HeaderMap) -> bool {
             .map(|value| any_equal(secrets, value.as_bytes()))
             .unwrap_or(false),
     }
+}
+
+/// The token of `Authorization: Bearer <token>`, or `OAuth2 <token>` (Iterable's spelling for
+/// system webhooks), the scheme in any case.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let known = scheme.eq_ignore_ascii_case("oauth2") || scheme.eq_ignore_ascii_case("bearer");
+    known.then(|| token.trim())
+}
+
+/// Seconds since the Unix epoch, as token expiries count them.
+pub(super) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// Whether `given` equals any secret, in time independent of where they differ and of their
@@ -119,6 +135,8 @@ fn challenge(auth: &SourceAuth) -> String {
         SourceAuth::Basic(_) => r#"Basic realm="hookhouse""#.to_owned(),
         SourceAuth::Header { name, .. } => format!(r#"ApiKey realm="hookhouse", header="{name}""#),
         SourceAuth::Token(_) | SourceAuth::None => r#"Bearer realm="hookhouse""#.to_owned(),
+        // RFC 6750 section 3.1: the client should ask the token endpoint for a new token.
+        SourceAuth::OAuth2(_) => r#"Bearer realm="hookhouse", error="invalid_token""#.to_owned(),
     }
 }
 
@@ -140,24 +158,28 @@ mod tests {
     #[test]
     fn token_accepts_oauth2_and_bearer_and_every_live_secret() {
         let auth = SourceAuth::Token(secrets(&["new", "old"]));
-        assert!(credentials_match(&auth, &with("authorization", "OAuth2 new")));
-        assert!(credentials_match(&auth, &with("authorization", "Bearer old")));
-        assert!(credentials_match(&auth, &with("authorization", "bearer  new ")));
-        assert!(!credentials_match(&auth, &with("authorization", "Bearer nope")));
+        assert!(credentials_match("s", &auth, &with("authorization", "OAuth2 new")));
+        assert!(credentials_match("s", &auth, &with("authorization", "Bearer old")));
+        assert!(credentials_match("s", &auth, &with("authorization", "bearer  new ")));
+        assert!(!credentials_match("s", &auth, &with("authorization", "Bearer nope")));
         let mut two = with("authorization", "Bearer new");
         two.append("authorization", HeaderValue::from_static("Bearer wrong"));
-        assert!(!credentials_match(&auth, &two), "two credentials are refused");
-        assert!(!credentials_match(&auth, &with("authorization", "Basic new")));
-        assert!(!credentials_match(&auth, &HeaderMap::new()));
+        assert!(!credentials_match("s", &auth, &two), "two credentials are refused");
+        assert!(!credentials_match("s", &auth, &with("authorization", "Basic new")));
+        assert!(!credentials_match("s", &auth, &HeaderMap::new()));
     }
 
     #[test]
     fn basic_accepts_the_secret_itself_or_base64_of_user_password() {
         let auth = SourceAuth::Basic(secrets(&["iterable:pa55", "raw-token"]));
         let encoded = BASE64.encode("iterable:pa55");
-        assert!(credentials_match(&auth, &with("authorization", &format!("Basic {encoded}"))));
-        assert!(credentials_match(&auth, &with("authorization", "Basic raw-token")));
-        assert!(!credentials_match(&auth, &with("authorization", "Basic aXRlcmFibGU6d3Jvbmc=")));
+        assert!(credentials_match("s", &auth, &with("authorization", &format!("Basic {encoded}"))));
+        assert!(credentials_match("s", &auth, &with("authorization", "Basic raw-token")));
+        assert!(!credentials_match(
+            "s",
+            &auth,
+            &with("authorization", "Basic aXRlcmFibGU6d3Jvbmc=")
+        ));
     }
 
     #[test]
@@ -172,8 +194,8 @@ mod tests {
     #[test]
     fn header_mode_reads_its_header() {
         let auth = SourceAuth::Header { name: "x-api-key".into(), secrets: secrets(&["k1"]) };
-        assert!(credentials_match(&auth, &with("x-api-key", "k1")));
-        assert!(!credentials_match(&auth, &with("x-api-key", "k2")));
-        assert!(!credentials_match(&auth, &with("authorization", "Bearer k1")));
+        assert!(credentials_match("s", &auth, &with("x-api-key", "k1")));
+        assert!(!credentials_match("s", &auth, &with("x-api-key", "k2")));
+        assert!(!credentials_match("s", &auth, &with("authorization", "Bearer k1")));
     }
 }

@@ -13,11 +13,13 @@ mod error;
 mod handlers;
 mod log;
 mod normalise;
+mod oauth_token;
 mod rate_limit;
 mod redact;
 mod refusal_log;
 mod request;
 mod secret_urls;
+mod token_endpoint;
 
 pub use error::ReceiveError;
 pub use log::RequestLog;
@@ -95,6 +97,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/iterable/{source}", post(handlers::system_webhook))
         .route("/hooks/{secret}", post(handlers::secret_url))
+        .route("/iterable/{source}/oauth/token", post(token_endpoint::token))
         .route(
             "/iterable/{source}/journey/{journey}",
             get(handlers::journey)
