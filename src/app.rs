@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::answers::Answers;
 use crate::config::Config;
 use crate::http_server::{self, Transport};
 use crate::inspector::{self, Inspector};
@@ -67,6 +68,10 @@ impl App {
     /// Opens the request log (the SQLite store, or the JetStream stream) and binds the
     /// listening socket for `role`.
     pub async fn build_as(config: Config, role: Role) -> anyhow::Result<App> {
+        // Before the store opens: a refused `sql` answer is a configuration problem.
+        let answers = Answers::for_config(&config).map_err(|problems| {
+            anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        })?;
         let (log, writer) = match config.spool.jetstream() {
             None => {
                 if role == Role::Load {
@@ -124,7 +129,7 @@ impl App {
                 Some((admin_listener, Arc::new(inspector)))
             }
         };
-        let state = Arc::new(AppState::new(config, log));
+        let state = Arc::new(AppState::new(config, log, answers));
         Ok(App { listener, state, role, writer, tls, admin })
     }
 

@@ -20,11 +20,14 @@
 //! - [`tls`]: certificates for HTTPS, reloaded on SIGHUP.
 //! - [`sinks`]: every set of tables made from the log, each behind its cursor on one runner:
 //!   the embedded SQLite tables (on by default) and PostgreSQL.
+//! - [`answers`]: journey calls answered with data from the embedded tables (the built-in
+//!   engagement profile, or an operator's read-only query).
 //! - [`inspector`]: the admin listener's page and JSON API (what arrived, what became of it,
 //!   replay), reading the embedded tables through the spool's read-only connection.
 //! - [`telemetry`]: the log subscriber (text or JSON), escaping of a sender's text, and
 //!   rate-limited lines; every layer may use it.
 
+pub mod answers;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -31,6 +31,9 @@ struct Envelope<'a> {
     body_sha256: Cow<'a, str>,
     pseudonymised: bool,
     body_hidden: bool,
+    /// Absent in records written before journey answers, and for requests without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    answer_status: Option<u16>,
 }
 
 const VERSION: u32 = 1;
@@ -68,6 +71,7 @@ pub fn encode(raw: &RawRequest, stored_as: &StoredAs) -> Bytes {
         body_sha256: Cow::Borrowed(&raw.body_sha256),
         pseudonymised: stored_as.pseudonymised,
         body_hidden: stored_as.body_hidden,
+        answer_status: stored_as.answer_status,
     };
     // Serialising plain strings and numbers into memory cannot fail.
     let json = serde_json::to_vec(&envelope).unwrap_or_default();
@@ -113,6 +117,7 @@ pub fn decode(seq: u64, payload: &Bytes) -> Result<StoredRequest, RecordError> {
         body_hidden: envelope.body_hidden,
         // The stream keeps every body until its `max_age`.
         body_dropped: false,
+        answer_status: envelope.answer_status,
     })
 }
 

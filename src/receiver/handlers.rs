@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -202,14 +202,39 @@ async fn try_store(
     if normalised_on_arrival(source) && body_len > INLINE_MAX_BODY_BYTES {
         held.add(body_len * WORK_BYTES_PER_BODY_BYTE)?;
     }
-    let (accepted, stored_as) = keep_as(source, accepted).await?;
+    // A journey that answers with data is answered from the store before the call is
+    // stored, so the stored call records how it was answered.
+    let journey = accepted.raw().kind.journey().map(str::to_owned);
+    let answer = match (&journey, &state.answers) {
+        (Some(journey), Some(answers)) => match source.journey_answer(journey) {
+            Some(configured) => Some(answers.answer(configured, accepted.raw()).await),
+            None => None,
+        },
+        _ => None,
+    };
+    let (accepted, mut stored_as) = keep_as(source, accepted).await?;
+    stored_as.answer_status = match &answer {
+        Some(answer) => Some(answer.status.as_u16()),
+        None => journey.is_some().then_some(StatusCode::OK.as_u16()),
+    };
     let seq = state.log.append(accepted, stored_as).await?;
     state.metrics.accepted(&source.name);
+    if let Some(answer) = answer {
+        let headers = [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (HeaderName::from_static(SEQ_HEADER), HeaderValue::from(seq)),
+        ];
+        return Ok((answer.status, headers, Json(answer.body)).into_response());
+    }
     // Formatted directly: this answer is on every request's path, and a JSON tree for two
     // fixed keys is allocation for nothing.
     let body = format!(r#"{{"status":"stored","seq":{seq}}}"#);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
+
+/// The header of a journey answer that names the stored call (its body is the answer's
+/// fields, which Iterable reads, so the `seq` cannot be in it).
+const SEQ_HEADER: &str = "hookhouse-seq";
 
 /// Whether the source's requests go through the pipeline before they are stored (see
 /// [`keep_as`]); a plain source's rows are made by the sinks.
@@ -246,6 +271,7 @@ async fn keep_as(
         }),
         body_hidden: false,
         headers_json: outcome.headers_json,
+        answer_status: None,
     };
     let accepted = match hidden.filter(|_| drop_body) {
         Some(hidden) => {

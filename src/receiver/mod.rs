@@ -30,6 +30,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::answers::Answers;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::request::SNOWPLOW_PATH;
@@ -50,12 +51,14 @@ pub struct AppState {
     auth_blocks: AuthBlocks,
     /// Request bodies held in memory, across every connection.
     body_budget: Arc<body_budget::BodyBudget>,
+    /// What answers journey calls with data, when a source has `[[sources.journeys]]`.
+    answers: Option<Arc<Answers>>,
 }
 
 impl AppState {
     /// Must run inside a tokio runtime: with a JetStream log, a task keeps the secret URLs
     /// fresh from their bucket.
-    pub fn new(config: Config, log: RequestLog) -> Self {
+    pub fn new(config: Config, log: RequestLog, answers: Option<Arc<Answers>>) -> Self {
         let rate_limits = config
             .sources
             .iter()
@@ -78,6 +81,7 @@ impl AppState {
             refusal_log,
             auth_blocks,
             body_budget,
+            answers,
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct StoredAs {
     /// Kept headers with the request's personal values hidden, when they held one; stored
     /// instead of [`RawRequest::headers_json`].
     pub headers_json: Option<String>,
+    /// The status a journey call that answers with data was answered with (its answer is
+    /// made before it is stored, so the row can say how it went).
+    pub answer_status: Option<u16>,
 }
 
 /// A request the receiver has authenticated: the only thing the request log appends.
@@ -87,6 +90,8 @@ pub struct StoredRequest {
     /// Its body is gone (a source's `drop_raw_bodies`): its rows cannot be derived again and
     /// a sink that has them keeps them.
     pub body_dropped: bool,
+    /// For a journey call answered with data, the answer's status ([`StoredAs::answer_status`]).
+    pub answer_status: Option<u16>,
 }
 
 impl RawRequest {

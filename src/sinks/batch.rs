@@ -199,6 +199,7 @@ fn raw_request_row(stored: &StoredRequest) -> Row {
             Cell::Bool(stored.body_dropped),
             Cell::Bool(stored.pseudonymised),
             text(&request.peer_addr),
+            int(stored.answer_status.map(i64::from)),
         ],
     )
 }
@@ -283,6 +284,7 @@ fn journey_call_row(stored: &StoredRequest, call: &JourneyCall) -> Row {
             text(&call.email),
             text(&call.user_id),
             Cell::Json(call.data.clone()),
+            int(stored.answer_status.map(i64::from)),
         ],
     )
 }
@@ -328,6 +330,7 @@ mod tests {
             pseudonymised: false,
             body_hidden: false,
             body_dropped: false,
+            answer_status: None,
         };
         let requests = [
             stored(1, RequestKind::System, "/iterable/s"),
@@ -366,6 +369,7 @@ mod tests {
             pseudonymised: true,
             body_hidden: false,
             body_dropped: false,
+            answer_status: None,
         };
         let err = Batch::build(0, std::slice::from_ref(&stored), &HashMap::new()).unwrap_err();
         assert_eq!(err.seq, 3);

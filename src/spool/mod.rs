@@ -28,6 +28,7 @@
 //! It does not decide what a request means (the pipeline does) nor who may send one
 //! (the receiver does: only an [`AcceptedRequest`] can be appended).
 
+pub mod answers;
 mod checkpointer;
 mod cursors;
 mod files;

@@ -14,7 +14,7 @@ use crate::request::{RawRequest, RequestKind, StoredRequest};
 /// The columns [`stored_request`] reads, in its order.
 pub(super) const REQUEST_COLUMNS: &str = "seq, received_at, source, kind, journey, method, path, \
      query, headers, remote_addr, peer_addr, content_type, body, body_sha256, pseudonymised, \
-     body_hidden, body_dropped";
+     body_hidden, body_dropped, answer_status";
 
 /// A read-only connection to the log. Blocking: call it from a blocking thread.
 #[derive(Debug)]
@@ -189,5 +189,6 @@ pub(super) fn stored_request(row: &Row<'_>) -> rusqlite::Result<StoredRequest> {
         pseudonymised: row.get(14)?,
         body_hidden: row.get(15)?,
         body_dropped: row.get(16)?,
+        answer_status: row.get(17)?,
     })
 }

@@ -175,35 +175,84 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX events_raw_seq;
     CREATE INDEX events_raw_seq_name ON events (raw_seq, event_name);
     "#,
+    // 9: a journey call records the HTTP status it was answered with: 200 for a call answered
+    // `{"status":"stored"}`, the answer's for one that answers with data (NULL: stored
+    // before this version, or not a journey call).
+    r#"
+    ALTER TABLE raw_requests ADD COLUMN answer_status INTEGER;
+    ALTER TABLE journey_calls ADD COLUMN answer_status INTEGER;
+    "#,
 ];
 
 /// Makes or drops the index of events by email and by user id (newest `raw_seq` first per
 /// person), which only the inspector reads: made while it is on, dropped when it is off, so
 /// a store without it does not pay for it at every load.
 pub(crate) fn person_index(conn: &Connection, wanted: bool) -> rusqlite::Result<()> {
+    optional_index(
+        conn,
+        wanted,
+        &PERSON_INDEX,
+        "indexing events by email and user id for the inspector; a large store takes a while \
+         (about 30 s for 10 million events)",
+    )
+}
+
+/// Makes or drops the index journey answers read: each person's events by name and time (and
+/// source, for `from_sources`), so an answer reads a range of it and no event row. Made only
+/// while a journey answers, like the inspector's.
+pub(crate) fn answer_index(conn: &Connection, wanted: bool) -> rusqlite::Result<()> {
+    optional_index(
+        conn,
+        wanted,
+        &ANSWER_INDEX,
+        "indexing events by person, name and time for journey answers; a large store takes a \
+         while (about a minute for 10 million events)",
+    )
+}
+
+/// An index made only while a feature that reads it is on: its names (the first is probed)
+/// and the statements that make them.
+struct OptionalIndex {
+    names: [&'static str; 2],
+    create: &'static str,
+}
+
+const PERSON_INDEX: OptionalIndex = OptionalIndex {
+    names: ["events_email", "events_user_id"],
+    create: "CREATE INDEX IF NOT EXISTS events_email ON events (email, raw_seq)
+                 WHERE email IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id, raw_seq)
+                 WHERE user_id IS NOT NULL;",
+};
+
+const ANSWER_INDEX: OptionalIndex = OptionalIndex {
+    names: ["events_email_name_created", "events_user_id_name_created"],
+    create: "CREATE INDEX IF NOT EXISTS events_email_name_created
+                 ON events (email, event_name, created_at, source) WHERE email IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS events_user_id_name_created
+                 ON events (user_id, event_name, created_at, source) WHERE user_id IS NOT NULL;",
+};
+
+fn optional_index(
+    conn: &Connection,
+    wanted: bool,
+    index: &OptionalIndex,
+    making: &str,
+) -> rusqlite::Result<()> {
     let present: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'events_email'",
-        [],
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = ?1",
+        [index.names[0]],
         |row| row.get(0),
     )?;
     match (wanted, present) {
         (true, false) => {
-            tracing::info!(
-                "indexing events by email and user id for the inspector; a large store takes a \
-                 while (about 30 s for 10 million events)"
-            );
-            conn.execute_batch(
-                "BEGIN IMMEDIATE;
-                 CREATE INDEX IF NOT EXISTS events_email ON events (email, raw_seq)
-                     WHERE email IS NOT NULL;
-                 CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id, raw_seq)
-                     WHERE user_id IS NOT NULL;
-                 COMMIT;",
-            )
+            tracing::info!("{making}");
+            conn.execute_batch(&format!("BEGIN IMMEDIATE; {} COMMIT;", index.create))
         }
-        (false, true) => conn.execute_batch(
-            "DROP INDEX IF EXISTS events_email; DROP INDEX IF EXISTS events_user_id;",
-        ),
+        (false, true) => conn.execute_batch(&format!(
+            "DROP INDEX IF EXISTS {}; DROP INDEX IF EXISTS {};",
+            index.names[0], index.names[1]
+        )),
         _ => Ok(()),
     }
 }

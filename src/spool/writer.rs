@@ -98,6 +98,7 @@ pub(super) fn start(
     schema::migrate(&mut conn)
         .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
     schema::person_index(&conn, config.person_index)
+        .and_then(|()| schema::answer_index(&conn, config.answer_index))
         .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
 
     let checkpointer = Checkpointer::start(&path)?;
@@ -279,8 +280,8 @@ fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec
         let mut insert_raw = tx.prepare_cached(
             "INSERT INTO raw_requests (received_at, source, kind, journey, method, path, query, \
              headers, remote_addr, peer_addr, content_type, body, body_sha256, pseudonymised, \
-             body_hidden, drop_body_digest) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             body_hidden, drop_body_digest, answer_status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
         for job in batch.iter_mut() {
             let job = match job {
@@ -311,6 +312,7 @@ fn write_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec
                 stored_as.pseudonymised,
                 stored_as.body_hidden,
                 stored_as.dropped_body_digest,
+                stored_as.answer_status,
             ])?;
             seqs.push(Written::Stored(tx.last_insert_rowid()));
         }

@@ -267,6 +267,7 @@ mod tests {
             pseudonymised: false,
             body_hidden: false,
             body_dropped: false,
+            answer_status: None,
         }
     }
 

@@ -134,6 +134,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE {schema}.raw_requests ADD COLUMN kind text;
     ALTER TABLE {schema}.raw_requests ADD COLUMN journey text;
     "#,
+    // 4: the HTTP status a journey call answered with data got.
+    r#"
+    ALTER TABLE {schema}.raw_requests ADD COLUMN answer_status bigint;
+    ALTER TABLE {schema}.journey_calls ADD COLUMN answer_status bigint;
+    "#,
 ];
 
 /// Brings `schema` to the newest version and (re)creates the event views.

@@ -1,0 +1,245 @@
+//! What journey answers read of the embedded tables: the engagement profile of one person, and
+//! the first rows of an operator's read-only query with the call's values bound as parameters.
+//!
+//! An answer is on the path of a journey step that waits for it, so every engagement query
+//! is a range of the answer index, `(person, event_name, created_at, source)` (see
+//! `schema::answer_index`): its
+//! cost is the person's events of a few names, whatever the store holds. Queries of `sql`
+//! answers run on a read-only connection under an authorizer that allows reading and nothing
+//! else, within a time limit.
+
+use std::time::Duration;
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, ToSql};
+
+use super::SpoolError;
+use super::reader::SpoolReader;
+use super::schema;
+
+/// Who an answer is about, as the events name them.
+#[derive(Debug, Clone)]
+pub enum Person {
+    /// The values the `email` column may hold for this address: the address itself, and its
+    /// keyed digest for each source that pseudonymises.
+    Email(Vec<String>),
+    UserId(String),
+}
+
+/// The raw figures behind the built-in `engagement` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Engagement {
+    pub email_opens: i64,
+    pub email_clicks: i64,
+    pub sms_clicks: i64,
+    pub push_opens: i64,
+    /// `created_at` as stored (RFC 3339).
+    pub last_open_at: Option<String>,
+    pub last_click_at: Option<String>,
+    pub last_click_url: Option<String>,
+    pub hard_bounced: bool,
+    pub complained: bool,
+    pub unsubscribed: bool,
+}
+
+/// The rows an `sql` answer read: the statement's column names and at most `max_rows` rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// The parameter prefixes SQLite takes for a named parameter.
+const PARAMETER_PREFIXES: [char; 3] = [':', '@', '$'];
+
+impl SpoolReader {
+    /// Prepares this reader for answers: reading only, under [`read_only_authorizer`].
+    pub fn for_answers(&mut self) -> Result<(), SpoolError> {
+        self.conn().pragma_update(None, "query_only", true)?;
+        // Reading in one transaction is what makes an answer's figures agree with each other.
+        self.conn_mut().authorizer(Some(|context: AuthContext<'_>| match context.action {
+            AuthAction::Transaction { .. } => Authorization::Allow,
+            _ => read_only_authorizer(context),
+        }))?;
+        Ok(())
+    }
+
+    /// The engagement of `person` in the events of `sources` (every source: `None`), the
+    /// counts of events created at or after `since` (RFC 3339, as stored).
+    pub fn engagement(
+        &mut self,
+        person: &Person,
+        sources: Option<&[String]>,
+        since: &str,
+        limit: Duration,
+    ) -> Result<Engagement, SpoolError> {
+        self.limit_query_time(limit)?;
+        let (column, values): (&str, Vec<&str>) = match person {
+            Person::Email(values) => ("email", values.iter().map(String::as_str).collect()),
+            Person::UserId(id) => ("user_id", vec![id.as_str()]),
+        };
+        let sources = sources.unwrap_or(&[]);
+        // `?1..?n` the person's values, then the sources; the names are constants.
+        let marks = |from: usize, count: usize| -> String {
+            (from..from + count).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+        };
+        let person_clause = format!("{column} IN ({})", marks(1, values.len()));
+        let source_clause = if sources.is_empty() {
+            String::new()
+        } else {
+            format!(" AND source IN ({})", marks(values.len() + 1, sources.len()))
+        };
+        let since_mark = format!("?{}", values.len() + sources.len() + 1);
+        let filter =
+            |names: &str| format!("{person_clause} AND event_name IN ({names}){source_clause}");
+        let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+        bound.extend(sources.iter().map(|s| s as &dyn ToSql));
+        let with_since = {
+            let mut all = bound.clone();
+            all.push(&since as &dyn ToSql);
+            all
+        };
+        self.in_snapshot(|reader| {
+            let conn = reader.conn();
+            let mut found = Engagement::default();
+            let counts = format!(
+                "SELECT event_name, count(*) FROM events WHERE {} AND created_at >= {since_mark} \
+                 GROUP BY event_name",
+                filter("'emailOpen', 'emailClick', 'smsClick', 'pushOpen'")
+            );
+            let mut statement = conn.prepare_cached(&counts)?;
+            let mut rows = statement.query(with_since.as_slice())?;
+            while let Some(row) = rows.next()? {
+                let count: i64 = row.get(1)?;
+                match row.get_ref(0)?.as_str().unwrap_or("") {
+                    "emailOpen" => found.email_opens = count,
+                    "emailClick" => found.email_clicks = count,
+                    "smsClick" => found.sms_clicks = count,
+                    _ => found.push_opens = count,
+                }
+            }
+            let newest = |names: &str, also: &str| {
+                format!(
+                    "SELECT created_at, event_name{also} FROM events WHERE {} AND created_at IS \
+                     NOT NULL ORDER BY created_at DESC LIMIT 1",
+                    filter(names)
+                )
+            };
+            let one = |sql: String| -> rusqlite::Result<Option<(String, String, Option<String>)>> {
+                conn.prepare_cached(&sql)?
+                    .query_row(bound.as_slice(), |row| {
+                        let extra =
+                            if row.as_ref().column_count() > 2 { row.get(2)? } else { None };
+                        Ok((row.get(0)?, row.get(1)?, extra))
+                    })
+                    .optional()
+            };
+            found.last_open_at = one(newest("'emailOpen'", ""))?.map(|(at, _, _)| at);
+            if let Some((at, _, url)) = one(newest("'emailClick'", ", coalesce(url, link_url)"))? {
+                found.last_click_at = Some(at);
+                found.last_click_url = url;
+            }
+            let latest = one(newest("'emailSubscribe', 'emailUnSubscribe'", ""))?;
+            found.unsubscribed = latest.is_some_and(|(_, name, _)| name == "emailUnSubscribe");
+            let any = |names: &str, also: &str| -> rusqlite::Result<bool> {
+                let sql =
+                    format!("SELECT EXISTS (SELECT 1 FROM events WHERE {}{also})", filter(names));
+                conn.prepare_cached(&sql)?.query_row(bound.as_slice(), |row| row.get(0))
+            };
+            // Iterable marks a soft bounce `recipientState: "SoftBounce"`; anything else
+            // (`HardBounce`, `Bounced`, none) is taken as hard.
+            found.hard_bounced =
+                any("'emailBounce'", " AND coalesce(lower(recipient_state), '') NOT LIKE 'soft%'")?;
+            found.complained = any("'emailComplaint'", "")?;
+            Ok(found)
+        })
+    }
+
+    /// Runs an answer's `query` (checked by [`check_answer_query`]) with each named parameter
+    /// bound to `value(name)` (the name without its `:`), reading at most `max_rows` rows
+    /// within `limit`.
+    pub fn answer_rows(
+        &mut self,
+        query: &str,
+        value: impl Fn(&str) -> SqlValue,
+        max_rows: usize,
+        limit: Duration,
+    ) -> Result<AnswerRows, SpoolError> {
+        self.limit_query_time(limit)?;
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(query)?;
+        for index in 1..=statement.parameter_count() {
+            let name = statement.parameter_name(index).unwrap_or("");
+            let bound = value(name.trim_start_matches(PARAMETER_PREFIXES));
+            statement.raw_bind_parameter(index, bound)?;
+        }
+        let columns: Vec<String> =
+            statement.column_names().into_iter().map(str::to_owned).collect();
+        let mut rows = Vec::new();
+        let mut cursor = statement.raw_query();
+        while rows.len() < max_rows {
+            let Some(row) = cursor.next()? else { break };
+            let cells = (0..columns.len())
+                .map(|i| row.get::<_, SqlValue>(i))
+                .collect::<rusqlite::Result<Vec<SqlValue>>>()?;
+            rows.push(cells);
+        }
+        Ok(AnswerRows { columns, rows })
+    }
+}
+
+/// Whether `query` may be an `sql` answer: one statement that only reads, whose parameters
+/// are all named, checked against the store's schema (a new, empty one in memory). The reason
+/// is for the operator: it names what to change.
+pub fn check_answer_query(query: &str) -> Result<(), String> {
+    let mut conn = Connection::open_in_memory().map_err(|err| err.to_string())?;
+    schema::migrate(&mut conn).map_err(|err| err.to_string())?;
+    conn.authorizer(Some(read_only_authorizer)).map_err(|err| err.to_string())?;
+    let statement = conn.prepare(query).map_err(|err| match err {
+        rusqlite::Error::MultipleStatement => {
+            "it holds more than one statement: an answer runs one `SELECT`".to_owned()
+        }
+        rusqlite::Error::SqliteFailure(code, _)
+            if code.code == rusqlite::ErrorCode::AuthorizationForStatementDenied =>
+        {
+            "it does more than read (answers run read-only: one `SELECT` or `WITH ... SELECT`, \
+             no PRAGMA, ATTACH or transaction)"
+                .to_owned()
+        }
+        other => format!("it does not prepare: {other}"),
+    })?;
+    if !statement.readonly() {
+        return Err("it writes: answers run read-only (one `SELECT`)".to_owned());
+    }
+    if statement.column_count() == 0 {
+        return Err("it returns no columns: the first row's columns are the answer".to_owned());
+    }
+    for index in 1..=statement.parameter_count() {
+        let named = statement
+            .parameter_name(index)
+            .is_some_and(|name| name.starts_with(PARAMETER_PREFIXES) && name.len() > 1);
+        if !named {
+            return Err(format!(
+                "parameter {index} has no name: write `:email`, `:userId` or another name of \
+                 the call's query string or body"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Allows reading tables and calling functions, and nothing else: no write, no PRAGMA, no
+/// ATTACH, no transaction. The read-only connection refuses writes already; this also
+/// refuses what a read-only connection allows but an answer has no business doing.
+fn read_only_authorizer(context: AuthContext<'_>) -> Authorization {
+    match context.action {
+        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
+            Authorization::Allow
+        }
+        AuthAction::Function { function_name } if function_name != "load_extension" => {
+            Authorization::Allow
+        }
+        _ => Authorization::Deny,
+    }
+}
