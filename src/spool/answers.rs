@@ -174,8 +174,7 @@ impl SpoolReader {
             let bound = value(name.trim_start_matches(PARAMETER_PREFIXES));
             statement.raw_bind_parameter(index, bound)?;
         }
-        let columns: Vec<String> =
-            statement.column_names().into_iter().map(str::to_owned).collect();
+        let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
         let mut rows = Vec::new();
         let mut cursor = statement.raw_query();
         while rows.len() < max_rows {
