@@ -34,7 +34,7 @@ query = "SELECT email AS who, min(created_at) AS since FROM events WHERE email =
 [[sources.journeys]]
 name = "typed"
 answer = "sql"
-query = "SELECT @email AS echo, $n AS n, 2.5 AS ratio, NULL AS nothing, count(*) AS events FROM events WHERE email = @email"
+query = "SELECT @email AS echo, $n AS n, 2.5 AS ratio, NULL AS missing, count(*) AS events FROM events WHERE email = @email"
 
 [[sources.journeys]]
 name = "recent"
@@ -107,11 +107,11 @@ async fn named_parameters_are_bound_from_the_query_string_and_the_body() {
     // `@` and `$` parameters; a JSON number binds as a number, a query-string value as text.
     let (answer, _) =
         ask_json(&app, &token, "typed", &json!({"email": ADA, "n": 7, "plan": "pro"})).await.ok();
-    assert_eq!(answer, json!({"echo": ADA, "n": 7, "ratio": 2.5, "nothing": null, "events": 4}));
+    assert_eq!(answer, json!({"echo": ADA, "n": 7, "ratio": 2.5, "missing": null, "events": 4}));
     let (answer, _) = ask(&app, &token, "typed?email=grace%40example.com&n=7").await.ok();
     assert_eq!(
         answer,
-        json!({"echo": GRACE, "n": "7", "ratio": 2.5, "nothing": null, "events": 1})
+        json!({"echo": GRACE, "n": "7", "ratio": 2.5, "missing": null, "events": 1})
     );
 
     // `max_rows = 2`: the first row's fields, and the rows beside them.
