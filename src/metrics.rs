@@ -9,6 +9,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::config::SourceConfig;
@@ -37,6 +38,12 @@ const SINK_LAG_REQUESTS: &str = "hookhouse_sink_lag_requests";
 
 /// The `source` label of a refusal that names no configured source (an unknown path or secret).
 pub const UNKNOWN_SOURCE: &str = "unknown";
+/// Journey calls answered with data, by source, journey and status.
+const JOURNEY_ANSWERS: &str = "hookhouse_journey_answers";
+/// How long answers took to make, from the store.
+const JOURNEY_ANSWER_SECONDS: &str = "hookhouse_journey_answer_seconds";
+/// Access tokens the token endpoints issued, by source.
+const OAUTH_TOKENS_ISSUED: &str = "hookhouse_oauth_tokens_issued";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
@@ -88,6 +95,13 @@ struct RefusalLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    source: String,
+    journey: String,
+    status: u16,
+}
+
 /// The registry and the counters the receiver updates.
 #[derive(Debug)]
 pub struct Metrics {
@@ -98,6 +112,9 @@ pub struct Metrics {
     /// an atomic add, with no label allocation and no lock.
     by_source: HashMap<String, SourceCounters>,
     sinks: SinkFamilies,
+    answers: Family<AnswerLabels, Counter>,
+    answer_seconds: Histogram,
+    tokens_issued: Family<SourceLabel, Counter>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -174,7 +191,51 @@ impl Metrics {
             "Requests not yet loaded, by sink",
             sinks.lag_requests.clone(),
         );
-        Metrics { registry, refused, unstored, by_source, sinks }
+        let answers = Family::<AnswerLabels, Counter>::default();
+        registry.register(
+            JOURNEY_ANSWERS,
+            "Journey calls answered with data from the store, by source, journey and status",
+            answers.clone(),
+        );
+        // From a millisecond (an index range) to the seconds of a time limit.
+        let answer_seconds = Histogram::new([
+            0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+        ]);
+        registry.register(
+            JOURNEY_ANSWER_SECONDS,
+            "Time to make a journey answer from the store (before the call is stored)",
+            answer_seconds.clone(),
+        );
+        let tokens_issued = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            OAUTH_TOKENS_ISSUED,
+            "Access tokens issued by a source's OAuth token endpoint",
+            tokens_issued.clone(),
+        );
+        Metrics {
+            registry,
+            refused,
+            unstored,
+            by_source,
+            sinks,
+            answers,
+            answer_seconds,
+            tokens_issued,
+        }
+    }
+
+    /// A journey call of `source` answered with data, in `seconds`, with `status`.
+    pub fn answered(&self, source: &str, journey: &str, status: u16, seconds: f64) {
+        let labels =
+            AnswerLabels { source: source.to_owned(), journey: journey.to_owned(), status };
+        self.answers.get_or_create(&labels).inc();
+        self.answer_seconds.observe(seconds);
+    }
+
+    /// An access token issued by `source`'s token endpoint.
+    pub fn token_issued(&self, source: &str) {
+        let source = self.label(source);
+        self.tokens_issued.get_or_create(&SourceLabel { source }).inc();
     }
 
     /// The metrics of the sink called `name` (a fixed name such as `postgres`).

@@ -10,6 +10,10 @@ use crate::config::{AnswerKind, Config, NatsAuth, SourceAuth};
 
 pub(super) fn check_config(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.load_config()?;
+    // An `sql` answer's query is checked against the store's schema, as `serve` checks it.
+    if let Err(problems) = crate::answers::Answers::for_config(&config) {
+        anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+    }
     println!("{}", serde_json::to_string_pretty(&effective(&config))?);
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::app::{App, Role, shutdown_signal};
-use crate::config::{Config, Overrides};
+use crate::config::{AnswerKind, Config, Overrides, SourceAuth};
 use crate::request::SNOWPLOW_PATH;
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +117,7 @@ fn print_banner(app: &App, role: Role) {
              iglu%3Acom.iterable%2Fsystem_webhook%2Fjsonschema%2F1-0-0\n"
         ));
     }
+    text.push_str(&journey_lines(config, &base));
     if config.server.tls.is_none() {
         text.push_str(
             "  Iterable only calls HTTPS URLs: set `[server.tls]` or publish this port through a \
@@ -126,6 +127,35 @@ fn print_banner(app: &App, role: Role) {
     text.push_str("  Health: /healthz  Readiness: /readyz  Metrics: /metrics\n");
     text.push_str(&inspector_line(app, scheme));
     println!("{text}");
+}
+
+/// The token URL of each `oauth2` source and the URL of each journey that answers with data,
+/// as they go into a journey webhook's settings.
+fn journey_lines(config: &Config, base: &str) -> String {
+    let mut text = String::new();
+    for source in &config.sources {
+        let name = &source.name;
+        if let SourceAuth::OAuth2(clients) = &source.auth {
+            let ids: Vec<&str> = clients.iter().map(|client| client.id.as_str()).collect();
+            text.push_str(&format!(
+                "  Journey webhooks of source `{name}` use OAuth 2.0 client credentials:\n    \
+                 token URL {base}/iterable/{name}/oauth/token, client id {}\n",
+                ids.join(" or ")
+            ));
+        }
+        for journey in &source.journeys {
+            let kind = match journey.answer {
+                AnswerKind::Engagement { .. } => "the user's engagement",
+                AnswerKind::Sql { .. } => "its `sql` query's first row",
+            };
+            text.push_str(&format!(
+                "  Journey `{}` answers with {kind}:\n    GET {base}/iterable/{name}/journey/{}\
+                 ?email={{{{email}}}}\n",
+                journey.journey, journey.journey
+            ));
+        }
+    }
+    text
 }
 
 /// Where to open the inspector, or how to turn it on.

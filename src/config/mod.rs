@@ -641,6 +641,51 @@ mod tests {
     }
 
     #[test]
+    fn oauth_clients_and_journey_answers_are_validated_together() {
+        let config = from_toml(
+            "[[sources]]\nname = \"j\"\nauth = \"oauth2\"\n\
+             [[sources.clients]]\nid = \"iterable\"\nsecret = \"0123456789abcdefXYZ\"\n\
+             [[sources.journeys]]\nname = \"engagement\"\nanswer = \"engagement\"\n\
+             [[sources.journeys]]\nname = \"opens\"\nanswer = \"sql\"\n\
+             query = \"SELECT 1 AS one\"\nmax_rows = 5\n",
+        )
+        .unwrap();
+        let source = &config.sources[0];
+        let SourceAuth::OAuth2(clients) = &source.auth else { panic!("{:?}", source.auth) };
+        assert_eq!((clients[0].id.as_str(), clients[0].token_ttl.as_secs()), ("iterable", 3600));
+        assert!(matches!(
+            source.journey_answer("opens").unwrap().answer,
+            AnswerKind::Sql { max_rows: 5, .. }
+        ));
+        assert!(config.store.answer_index && !config.store.person_index);
+
+        let err = from_toml(
+            "[[sources]]\nname = \"j\"\nauth = \"oauth2\"\n\
+             [[sources]]\nname = \"k\"\nauth = \"oauth2\"\n\
+             [[sources.clients]]\nid = \"a:b\"\nsecret = \"s3cr\"\ntoken_ttl_secs = 0\n\
+             [[sources.journeys]]\nname = \"e\"\nanswer = \"magic\"\n\
+             [[sources.journeys]]\nname = \"s\"\nanswer = \"sql\"\nmax_rows = 0\n\
+             [[sources.journeys]]\nname = \"f\"\nanswer = \"engagement\"\n\
+             from_sources = [\"nope\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "source `j` has `auth = \"oauth2\"` but no `[[sources.clients]]`",
+            "a client `id` must be 1 to 128 visible ASCII characters without `:`",
+            "`token_ttl_secs` must be 1 to 86400",
+            "the secret is shorter than 16 characters",
+            "journey `e`: `answer` must be `engagement` or `sql`",
+            "journey `s`: `answer = \"sql\"` needs a `query`",
+            "journey `s`: `max_rows` must be 1 to 100",
+            "`from_sources` names `nope`, which is not a configured source",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+        assert!(!err.contains("s3cr"), "a secret's value is never repeated:\n{err}");
+    }
+
+    #[test]
     fn no_configuration_gives_one_default_source() {
         let config = from_toml("").unwrap();
         assert_eq!(config.sources.len(), 1);

@@ -207,7 +207,13 @@ async fn try_store(
     let journey = accepted.raw().kind.journey().map(str::to_owned);
     let answer = match (&journey, &state.answers) {
         (Some(journey), Some(answers)) => match source.journey_answer(journey) {
-            Some(configured) => Some(answers.answer(configured, accepted.raw()).await),
+            Some(configured) => {
+                let started = std::time::Instant::now();
+                let answer = answers.answer(configured, accepted.raw()).await;
+                let seconds = started.elapsed().as_secs_f64();
+                state.metrics.answered(&source.name, journey, answer.status.as_u16(), seconds);
+                Some(answer)
+            }
             None => None,
         },
         _ => None,

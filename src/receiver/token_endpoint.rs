@@ -145,6 +145,7 @@ fn grant(
     };
     let token = oauth_token::issue(source, found, unix_now());
     tracing::debug!(source, client = found.id, "issued an access token");
+    state.metrics.token_issued(source);
     let mut body = json!({
         "access_token": token,
         "token_type": "Bearer",

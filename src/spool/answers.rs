@@ -243,3 +243,34 @@ fn read_only_authorizer(context: AuthContext<'_>) -> Authorization {
         _ => Authorization::Deny,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_named_read_passes_the_check() {
+        for query in [
+            "SELECT count(*) AS opens FROM events WHERE email = :email",
+            "WITH mine AS (SELECT * FROM events WHERE user_id = @userId) SELECT count(*) FROM mine",
+            "SELECT $plan AS plan, upper(:email) AS who",
+        ] {
+            assert_eq!(check_answer_query(query), Ok(()), "{query}");
+        }
+        let refused = |query: &str| check_answer_query(query).expect_err(query);
+        assert!(refused("DELETE FROM events").contains("more than read"));
+        assert!(refused("INSERT INTO spool_probe VALUES (1, 'x')").contains("more than read"));
+        assert!(refused("UPDATE events SET email = NULL").contains("more than read"));
+        assert!(refused("CREATE TABLE x (a)").contains("more than read"));
+        assert!(refused("DROP TABLE events").contains("more than read"));
+        assert!(refused("ATTACH DATABASE '/tmp/x.db' AS x").contains("more than read"));
+        assert!(refused("PRAGMA user_version = 3").contains("more than read"));
+        assert!(refused("PRAGMA journal_mode").contains("more than read"));
+        assert!(refused("BEGIN").contains("more than read"));
+        // Refused one way or another: no such function, or not authorised.
+        refused("SELECT load_extension('x')");
+        assert!(refused("SELECT 1; DELETE FROM events").contains("more than"));
+        assert!(refused("SELECT * FROM no_such_table").contains("does not prepare"));
+        assert!(refused("SELECT count(*) FROM events WHERE email = ?").contains("no name"));
+    }
+}
