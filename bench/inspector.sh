@@ -24,25 +24,6 @@ LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hookhouse-inspector-bench.XXXXXX")
 ensure_tools
 build
 
-# fill_store N DIR: a store of N requests in DIR (reused when STORE_CACHE already holds it).
-fill_store() {
-  local n=$1 dir=$2 port
-  if [[ -f $dir/hookhouse.db ]] && [[ $(sqlite3 "$dir/hookhouse.db" 'SELECT max(seq) FROM raw_requests') == "$n" ]]; then
-    log "reusing the store of $n requests in $dir"
-    return
-  fi
-  rm -rf "$dir" && mkdir -p "$dir"
-  port=$(free_port)
-  "$HOOKHOUSE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$LOG_DIR/create-$n.log" 2>&1 &
-  SERVER_PID=$!
-  wait_ready hookhouse "$port"
-  stop_server hookhouse
-  log "filling a store with $n requests (sqlite3 bench/inspector_fill.sql)"
-  local started=$SECONDS
-  sed "s/__N__/$n/g" bench/inspector_fill.sql | sqlite3 "$dir/hookhouse.db"
-  log "filled in $((SECONDS - started)) s: $(du -sh "$dir" | cut -f1)"
-}
-
 # latency URL: "p50_ms p99_ms requests_per_s" from wrk.
 latency() {
   local out

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Helpers shared by bench/run.sh and bench/growth.sh: tools and build, starting, probing and
-# stopping one server, wrk and its BENCH line, the store's counts, and the embedded `sqlite`
-# sink's lag read from `GET /metrics`. Sourced, not run; the caller sets `set -euo pipefail`,
+# Helpers shared by the bench/*.sh scripts: tools and build, starting, probing and stopping one
+# server, wrk and its BENCH line, the store's counts, the filled stores of bench/inspector.sh and
+# bench/journey_answers.sh, and the embedded `sqlite` sink's lag read from `GET /metrics`. Sourced, not run; the caller sets `set -euo pipefail`,
 # cds to the repo root and then sources this file.
 #
 # It installs an EXIT trap (see cleanup): a caller adds its own temporary files to
@@ -245,6 +245,53 @@ check_events_match() {
     sleep 0.2
   done
   echo "$requests"
+}
+
+# --- filled stores (bench/inspector.sh, bench/journey_answers.sh) -----------------------------
+
+# fill_store N DIR: a store of N requests in DIR, filled by bench/inspector_fill.sql (one event
+# per request from 500,000 people over 24 hours), or reused when DIR holds one already: its
+# requests 1..N, and after them nothing but the journey calls a benchmark stored, which are
+# removed first (see trim_store). A newer hookhouse upgrades its schema when it opens it.
+fill_store() {
+  local n=$1 dir=$2 port
+  if [[ -f $dir/hookhouse.db ]] && [[ $(sqlite3 -cmd '.timeout 10000' "$dir/hookhouse.db" \
+    "SELECT (SELECT count(*) FROM raw_requests WHERE seq = $n) || ' ' ||
+       (SELECT count(*) FROM raw_requests WHERE seq > $n AND coalesce(kind, '') != 'journey')") == "1 0" ]]; then
+    trim_store "$n" "$dir"
+    log "reusing the store of $n requests in $dir"
+    return
+  fi
+  rm -rf "$dir" && mkdir -p "$dir"
+  port=$(free_port)
+  "$HOOKHOUSE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$LOG_DIR/create-$n.log" 2>&1 &
+  SERVER_PID=$!
+  wait_ready hookhouse "$port"
+  stop_server hookhouse
+  log "filling a store with $n requests (sqlite3 bench/inspector_fill.sql)"
+  local started=$SECONDS
+  sed "s/__N__/$n/g" bench/inspector_fill.sql | sqlite3 "$dir/hookhouse.db"
+  log "filled in $((SECONDS - started)) s: $(du -sh "$dir" | cut -f1)"
+}
+
+# trim_store N DIR: removes the requests stored after the fill's N (bench/journey_answers.sh's
+# journey calls: their raw requests, journey_calls rows and anything else they made) and moves
+# the sequence and the embedded sink's cursor back to N, so that the store is the fill again.
+# The server must be stopped.
+trim_store() {
+  local n=$1 dir=$2 removed
+  removed=$(sqlite3 -cmd '.timeout 10000' "$dir/hookhouse.db" "BEGIN IMMEDIATE;
+    DELETE FROM journey_calls WHERE seq > $n;
+    DELETE FROM failed_events WHERE raw_seq > $n;
+    DELETE FROM events WHERE raw_seq > $n;
+    DELETE FROM raw_requests WHERE seq > $n;
+    SELECT changes();
+    UPDATE sqlite_sequence SET seq = $n WHERE name = 'raw_requests' AND seq > $n;
+    UPDATE sink_cursors SET position = $n WHERE position > $n;
+    COMMIT;
+    PRAGMA wal_checkpoint(TRUNCATE);" | sed -n 1p) ||
+    die "cannot remove the requests stored after the fill's $n from $dir/hookhouse.db"
+  ((removed == 0)) || log "removed the $removed requests stored after the fill's $n from $dir"
 }
 
 # --- the sqlite sink's lag, from /metrics -----------------------------------------------------
