@@ -63,8 +63,7 @@ pub struct Answers {
 impl Answers {
     /// The answers of `config`'s journeys, `None` when no journey answers.
     pub fn for_config(config: &Config) -> Result<Option<Arc<Answers>>, Vec<String>> {
-        let any = config.sources.iter().any(|source| !source.journeys.is_empty());
-        if any { Answers::new(config).map(Some) } else { Ok(None) }
+        if config.journeys_answer() { Answers::new(config).map(Some) } else { Ok(None) }
     }
 
     /// Checks every `sql` answer's query (one statement that only reads, named parameters)
@@ -124,22 +123,30 @@ impl Answers {
         journey: &JourneyAnswer,
         call: &JourneyCall,
     ) -> Result<Answer, Answer> {
-        let mut reader = self.reader()?;
-        let answer = match &journey.answer {
+        let name = &journey.journey;
+        match &journey.answer {
             AnswerKind::Engagement { from_sources } => {
+                // Who the call is about first: a call naming no one needs no connection.
                 let person = engagement::person(call, self.digest_keys(from_sources.as_deref()))?;
-                engagement::answer(
-                    &mut reader,
-                    &person,
-                    from_sources.as_deref(),
-                    ENGAGEMENT_TIME_LIMIT,
-                )
+                let sources = from_sources.as_deref();
+                self.with_reader(name, |reader| {
+                    engagement::answer(reader, &person, sources, ENGAGEMENT_TIME_LIMIT)
+                })
             }
-            AnswerKind::Sql { query, max_rows, timeout } => {
-                sql::answer(&mut reader, call, query, *max_rows, *timeout)
-            }
-        };
-        let answer = answer.map_err(|err| store_trouble(&journey.journey, &err))?;
+            AnswerKind::Sql { query, max_rows, timeout } => self
+                .with_reader(name, |reader| sql::answer(reader, call, query, *max_rows, *timeout)),
+        }
+    }
+
+    /// Runs `read` on a pooled connection, given back once it has answered; a failed read
+    /// becomes the answer [`store_trouble`] gives.
+    fn with_reader(
+        &self,
+        journey: &str,
+        read: impl FnOnce(&mut SpoolReader) -> Result<Answer, SpoolError>,
+    ) -> Result<Answer, Answer> {
+        let mut reader = self.reader()?;
+        let answer = read(&mut reader).map_err(|err| store_trouble(journey, &err))?;
         self.give_back(reader);
         Ok(answer)
     }

@@ -13,7 +13,7 @@ use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value};
 
 use super::Answer;
-use crate::pipeline::JourneyCall;
+use crate::pipeline::{JourneyCall, call_values};
 use crate::spool::SpoolError;
 use crate::spool::SpoolReader;
 
@@ -47,13 +47,7 @@ pub(super) fn answer(
 
 /// The call's value for parameter `name` (`data` is the journey call's `{query, body}`).
 fn parameter(data: &Value, name: &str) -> SqlValue {
-    let body = &data["body"];
-    let found =
-        [body.get(name), body.get("dataFields").and_then(|d| d.get(name)), data["query"].get(name)]
-            .into_iter()
-            .flatten()
-            .next();
-    match found {
+    match call_values(data, name).next() {
         None | Some(Value::Null) => SqlValue::Null,
         Some(Value::String(text)) => SqlValue::Text(text.clone()),
         Some(Value::Bool(flag)) => SqlValue::Integer(i64::from(*flag)),

@@ -530,9 +530,14 @@ impl Config {
         StoreConfig {
             data_dir: data_dir.to_owned(),
             person_index: self.admin.is_some(),
-            answer_index: self.sources.iter().any(|source| !source.journeys.is_empty()),
+            answer_index: self.journeys_answer(),
             ..self.store.clone()
         }
+    }
+
+    /// Whether some source has a journey that answers with data (`[[sources.journeys]]`).
+    pub fn journeys_answer(&self) -> bool {
+        self.sources.iter().any(|source| !source.journeys.is_empty())
     }
 
     /// A configuration from TOML text alone (defaults below it, no file, variables or

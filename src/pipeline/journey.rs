@@ -16,6 +16,15 @@ pub struct JourneyCall {
     pub data: String,
 }
 
+/// The values a call's `data` (`{"query": .., "body": ..}`) holds under `key`, in the order
+/// they are taken: the body's top level, its `dataFields`, the query string.
+pub fn call_values<'a>(data: &'a Value, key: &'a str) -> impl Iterator<Item = &'a Value> {
+    let body = &data["body"];
+    [body.get(key), body.get("dataFields").and_then(|d| d.get(key)), data["query"].get(key)]
+        .into_iter()
+        .flatten()
+}
+
 /// The call, and for a pseudonymised source its headers with the call's personal values
 /// hidden when they held one.
 pub(super) fn read(
@@ -42,11 +51,8 @@ pub(super) fn read(
         headers_json = hider.hide_in_headers(&request.headers_json);
         data = hider.apply(&data);
     }
-    let (query, body) = (&data["query"], &data["body"]);
     let find = |key: &str| {
-        [body.get(key), body.get("dataFields").and_then(|d| d.get(key)), query.get(key)]
-            .into_iter()
-            .flatten()
+        call_values(&data, key)
             .find_map(|value| value.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
     };
     let call = JourneyCall {

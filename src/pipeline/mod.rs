@@ -13,7 +13,7 @@ pub use at_rest::hidden_request;
 pub use body::ContentKind;
 pub use event::CanonicalEvent;
 pub use event_id::EventId;
-pub use journey::JourneyCall;
+pub use journey::{JourneyCall, call_values};
 pub use pseudonymise::{Hider, PERSONAL_KEYS, PseudonymKey};
 
 use serde_json::Value;

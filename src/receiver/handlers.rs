@@ -141,7 +141,7 @@ async fn drained(state: &AppState, body: Body, err: ReceiveError) -> ReceiveErro
 }
 
 /// The caller's address after trusted proxies, as authentication sees it.
-fn caller(state: &AppState, incoming: &Incoming) -> IpAddr {
+pub(super) fn caller(state: &AppState, incoming: &Incoming) -> IpAddr {
     client_ip(incoming.remote.ip(), &incoming.headers, &state.config.server.trusted_proxies)
 }
 

@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::auth::unix_now;
-use super::client_ip::{allowed, client_ip};
+use super::client_ip::allowed;
+use super::handlers::caller;
 use super::request::Incoming;
 use super::{AppState, ReceiveError, oauth_token};
 use crate::config::{OAuthClient, SourceAuth};
@@ -85,8 +86,7 @@ pub(super) async fn token(
     Path(source): Path<String>,
     incoming: Incoming,
 ) -> Result<Response, ReceiveError> {
-    let client =
-        client_ip(incoming.remote.ip(), &incoming.headers, &state.config.server.trusted_proxies);
+    let client = caller(&state, &incoming);
     let refused = |reason: &'static str| state.metrics.refused(&source, reason);
     state.auth_blocks.check(client).inspect_err(|_| refused("auth_blocked"))?;
     let Some(config) = state.config.source(&source) else {

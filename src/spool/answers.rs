@@ -3,8 +3,9 @@
 //!
 //! An answer is on the path of a journey step that waits for it, so every engagement query
 //! is a range of the answer index, `(person, event_name, created_at, source)` (see
-//! `schema::answer_index`): its
-//! cost is the person's events of a few names, whatever the store holds. Queries of `sql`
+//! `schema::answer_index`): its cost is the person's events of a few names, whatever the
+//! store holds (the newest click's URL and the bounce check read those events' rows too).
+//! Queries of `sql`
 //! answers run on a read-only connection under an authorizer that allows reading and nothing
 //! else, within a time limit.
 
@@ -84,8 +85,10 @@ impl SpoolReader {
         let marks = |from: usize, count: usize| -> String {
             (from..from + count).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
         };
-        // `=` for one value: the partial index (`WHERE email IS NOT NULL`) is used for `=`,
-        // which implies it; measured slow with `IN (?1)` (bench/journey_answers.sh).
+        // `=` for the usual one value; several (an address and its digests under the keys of
+        // pseudonymising sources) need `IN`, with `IS NOT NULL` spelling out the partial
+        // index's condition. (Both plans use the index: an earlier note here said `IN (?1)`
+        // was slow, from a benchmark run on a busy machine.)
         let person_clause = match values.len() {
             1 => format!("{column} = ?1"),
             n => format!("{column} IN ({}) AND {column} IS NOT NULL", marks(1, n)),

@@ -198,8 +198,8 @@ pub(crate) fn person_index(conn: &Connection, wanted: bool) -> rusqlite::Result<
 }
 
 /// Makes or drops the index journey answers read: each person's events by name and time (and
-/// source, for `from_sources`), so an answer reads a range of it and no event row. Made only
-/// while a journey answers, like the inspector's.
+/// source, for `from_sources`), so an answer reads a range of it (and the rows of only the
+/// newest click and the bounces). Made only while a journey answers, like the inspector's.
 pub(crate) fn answer_index(conn: &Connection, wanted: bool) -> rusqlite::Result<()> {
     optional_index(
         conn,
