@@ -56,7 +56,8 @@ pub(super) async fn authenticate(
             .parse()
             .map_err(|_| ReceiveError::BadRequest("malformed query string".to_owned()))?;
     } else if !credentials_match(&source.name, &source.auth, &incoming.headers) {
-        let err = ReceiveError::Unauthorized { challenge: challenge(&source.auth) };
+        let presented = incoming.headers.contains_key(header::AUTHORIZATION);
+        let err = ReceiveError::Unauthorized { challenge: challenge(&source.auth, presented) };
         return Err(refuse(incoming.body, limits.max_bytes, err).await);
     }
     let raw = incoming.into_raw(&source.name, &redaction, client, limits).await?;
@@ -130,13 +131,19 @@ fn any_equal(secrets: &[SecretString], given: &[u8]) -> bool {
         .into()
 }
 
-fn challenge(auth: &SourceAuth) -> String {
+/// The `WWW-Authenticate` of a 401; `presented`: the request had an `Authorization` header.
+fn challenge(auth: &SourceAuth, presented: bool) -> String {
     match auth {
         SourceAuth::Basic(_) => r#"Basic realm="hookhouse""#.to_owned(),
         SourceAuth::Header { name, .. } => format!(r#"ApiKey realm="hookhouse", header="{name}""#),
         SourceAuth::Token(_) | SourceAuth::None => r#"Bearer realm="hookhouse""#.to_owned(),
-        // RFC 6750 section 3.1: the client should ask the token endpoint for a new token.
-        SourceAuth::OAuth2(_) => r#"Bearer realm="hookhouse", error="invalid_token""#.to_owned(),
+        // RFC 6750 section 3.1: a token that was refused is `invalid_token` (the client should
+        // ask the token endpoint for a new one); a request with no credentials gets no error
+        // code.
+        SourceAuth::OAuth2(_) if presented => {
+            r#"Bearer realm="hookhouse", error="invalid_token""#.to_owned()
+        }
+        SourceAuth::OAuth2(_) => r#"Bearer realm="hookhouse""#.to_owned(),
     }
 }
 

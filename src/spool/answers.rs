@@ -2,11 +2,9 @@
 //! the first rows of an operator's read-only query with the call's values bound as parameters.
 //!
 //! An answer is on the path of a journey step that waits for it, so every engagement query
-//! is a range of the answer index, `(person, event_name, created_at, source)` (see
-//! `schema::answer_index`): its cost is the person's events of a few names, whatever the
-//! store holds (the newest click's URL and the bounce check read those events' rows too).
-//! Queries of `sql`
-//! answers run on a read-only connection under an authorizer that allows reading and nothing
+//! is a range of the answer index, `(person, event_name, created_at, source)` covering the
+//! columns the answer reads (see `schema::answer_index`): its cost is the person's events of a
+//! few names, whatever the store holds, and no event row is read. Queries of `sql` answers run on a read-only connection under an authorizer that allows reading and nothing
 //! else, within a time limit.
 
 use std::time::Duration;
@@ -81,26 +79,7 @@ impl SpoolReader {
             Person::UserId(id) => ("user_id", vec![id.as_str()]),
         };
         let sources = sources.unwrap_or(&[]);
-        // `?1..?n` the person's values, then the sources; the names are constants.
-        let marks = |from: usize, count: usize| -> String {
-            (from..from + count).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
-        };
-        // `=` for the usual one value; several (an address and its digests under the keys of
-        // pseudonymising sources) need `IN`, with `IS NOT NULL` spelling out the partial
-        // index's condition. (Both plans use the index: an earlier note here said `IN (?1)`
-        // was slow, from a benchmark run on a busy machine.)
-        let person_clause = match values.len() {
-            1 => format!("{column} = ?1"),
-            n => format!("{column} IN ({}) AND {column} IS NOT NULL", marks(1, n)),
-        };
-        let source_clause = if sources.is_empty() {
-            String::new()
-        } else {
-            format!(" AND source IN ({})", marks(values.len() + 1, sources.len()))
-        };
-        let since_mark = format!("?{}", values.len() + sources.len() + 1);
-        let filter =
-            |names: &str| format!("{person_clause} AND event_name IN ({names}){source_clause}");
+        let sql = EngagementSql::new(column, values.len(), sources.len());
         let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
         bound.extend(sources.iter().map(|s| s as &dyn ToSql));
         let with_since = {
@@ -111,12 +90,7 @@ impl SpoolReader {
         self.in_snapshot(|reader| {
             let conn = reader.conn();
             let mut found = Engagement::default();
-            let counts = format!(
-                "SELECT event_name, count(*) FROM events WHERE {} AND created_at >= {since_mark} \
-                 GROUP BY event_name",
-                filter("'emailOpen', 'emailClick', 'smsClick', 'pushOpen'")
-            );
-            let mut statement = conn.prepare_cached(&counts)?;
+            let mut statement = conn.prepare_cached(&sql.counts)?;
             let mut rows = statement.query(with_since.as_slice())?;
             while let Some(row) = rows.next()? {
                 let count: i64 = row.get(1)?;
@@ -127,15 +101,8 @@ impl SpoolReader {
                     _ => found.push_opens = count,
                 }
             }
-            let newest = |names: &str, also: &str| {
-                format!(
-                    "SELECT created_at, event_name{also} FROM events WHERE {} AND created_at IS \
-                     NOT NULL ORDER BY created_at DESC LIMIT 1",
-                    filter(names)
-                )
-            };
-            let one = |sql: String| -> rusqlite::Result<Option<(String, String, Option<String>)>> {
-                conn.prepare_cached(&sql)?
+            let one = |sql: &str| -> rusqlite::Result<Option<(String, String, Option<String>)>> {
+                conn.prepare_cached(sql)?
                     .query_row(bound.as_slice(), |row| {
                         let extra =
                             if row.as_ref().column_count() > 2 { row.get(2)? } else { None };
@@ -143,23 +110,18 @@ impl SpoolReader {
                     })
                     .optional()
             };
-            found.last_open_at = one(newest("'emailOpen'", ""))?.map(|(at, _, _)| at);
-            if let Some((at, _, url)) = one(newest("'emailClick'", ", coalesce(url, link_url)"))? {
+            found.last_open_at = one(&sql.newest_open)?.map(|(at, _, _)| at);
+            if let Some((at, _, url)) = one(&sql.newest_click)? {
                 found.last_click_at = Some(at);
                 found.last_click_url = url;
             }
-            let latest = one(newest("'emailSubscribe', 'emailUnSubscribe'", ""))?;
+            let latest = one(&sql.newest_subscription)?;
             found.unsubscribed = latest.is_some_and(|(_, name, _)| name == "emailUnSubscribe");
-            let any = |names: &str, also: &str| -> rusqlite::Result<bool> {
-                let sql =
-                    format!("SELECT EXISTS (SELECT 1 FROM events WHERE {}{also})", filter(names));
-                conn.prepare_cached(&sql)?.query_row(bound.as_slice(), |row| row.get(0))
+            let any = |sql: &str| -> rusqlite::Result<bool> {
+                conn.prepare_cached(sql)?.query_row(bound.as_slice(), |row| row.get(0))
             };
-            // Iterable marks a soft bounce `recipientState: "SoftBounce"`; anything else
-            // (`HardBounce`, `Bounced`, none) is taken as hard.
-            found.hard_bounced =
-                any("'emailBounce'", " AND coalesce(lower(recipient_state), '') NOT LIKE 'soft%'")?;
-            found.complained = any("'emailComplaint'", "")?;
+            found.hard_bounced = any(&sql.hard_bounced)?;
+            found.complained = any(&sql.complained)?;
             Ok(found)
         })
     }
@@ -193,6 +155,78 @@ impl SpoolReader {
             rows.push(cells);
         }
         Ok(AnswerRows { columns, rows })
+    }
+}
+
+/// The statements of the engagement answer for one person's `values` (`?1..?n`) in the
+/// `column` `email` or `user_id`, then the sources (none: every source), then, for the counts,
+/// the start of the 30 days. Each reads one range of the answer index and nothing else.
+struct EngagementSql {
+    counts: String,
+    newest_open: String,
+    newest_click: String,
+    newest_subscription: String,
+    hard_bounced: String,
+    complained: String,
+}
+
+impl EngagementSql {
+    fn new(column: &str, values: usize, sources: usize) -> EngagementSql {
+        let marks = |from: usize, count: usize| -> String {
+            (from..from + count).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+        };
+        // `=` for the usual one value; several (an address and its digests under the keys of
+        // pseudonymising sources) need `IN`, with `IS NOT NULL` spelling out the partial
+        // index's condition.
+        let person = match values {
+            1 => format!("{column} = ?1"),
+            n => format!("{column} IN ({}) AND {column} IS NOT NULL", marks(1, n)),
+        };
+        let of_sources = match sources {
+            0 => String::new(),
+            n => format!(" AND source IN ({})", marks(values + 1, n)),
+        };
+        let since = format!("?{}", values + sources + 1);
+        let filter = |names: &str| format!("{person} AND event_name IN ({names}){of_sources}");
+        let newest = |names: &str, also: &str| {
+            format!(
+                "SELECT created_at, event_name{also} FROM events WHERE {} AND created_at IS NOT \
+                 NULL ORDER BY created_at DESC LIMIT 1",
+                filter(names)
+            )
+        };
+        let any = |names: &str, also: &str| {
+            format!("SELECT EXISTS (SELECT 1 FROM events WHERE {}{also})", filter(names))
+        };
+        EngagementSql {
+            counts: format!(
+                "SELECT event_name, count(*) FROM events WHERE {} AND created_at >= {since} \
+                 GROUP BY event_name",
+                filter("'emailOpen', 'emailClick', 'smsClick', 'pushOpen'")
+            ),
+            newest_open: newest("'emailOpen'", ""),
+            newest_click: newest("'emailClick'", ", coalesce(url, link_url)"),
+            newest_subscription: newest("'emailSubscribe', 'emailUnSubscribe'", ""),
+            // Iterable marks a soft bounce `recipientState: "SoftBounce"`; anything else
+            // (`HardBounce`, `Bounced`, none) is taken as hard.
+            hard_bounced: any(
+                "'emailBounce'",
+                " AND coalesce(lower(recipient_state), '') NOT LIKE 'soft%'",
+            ),
+            complained: any("'emailComplaint'", ""),
+        }
+    }
+
+    #[cfg(test)]
+    fn all(&self) -> [&str; 6] {
+        [
+            &self.counts,
+            &self.newest_open,
+            &self.newest_click,
+            &self.newest_subscription,
+            &self.hard_bounced,
+            &self.complained,
+        ]
     }
 }
 
@@ -279,5 +313,27 @@ mod tests {
         assert!(refused("SELECT 1; DELETE FROM events").contains("more than"));
         assert!(refused("SELECT * FROM no_such_table").contains("does not prepare"));
         assert!(refused("SELECT count(*) FROM events WHERE email = ?").contains("no name"));
+    }
+
+    #[test]
+    fn every_engagement_statement_reads_the_answer_index_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        schema::answer_index(&conn, true).unwrap();
+        for (column, values, sources) in [("email", 1, 0), ("email", 3, 2), ("user_id", 1, 1)] {
+            let index = format!("COVERING INDEX events_{column}_answer");
+            for sql in EngagementSql::new(column, values, sources).all() {
+                let plan: Vec<String> = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .unwrap()
+                    .query_map([], |row| row.get(3))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let plan = plan.join("; ");
+                assert!(plan.contains(&index), "{sql}\nplan: {plan}");
+                assert!(!plan.contains("SCAN"), "{sql}\nplan: {plan}");
+            }
+        }
     }
 }
