@@ -6,6 +6,11 @@
 # Rounds alternate.
 #
 #   bench/embedded_indexes.sh        # EVENTS=1000000 ROUNDS=2 WORK_ROOT=/var/tmp
+#   INDEX=answer bench/embedded_indexes.sh
+#
+# INDEX=answer measures the journey answers' index instead (`answer_index`: person, name, time,
+# source, covering url, link_url, recipient_state; made while a journey answers): `serve
+# --config` with an engagement journey against plain `serve`.
 #
 # The store is filled by bench/inspector_fill.sql (valid Iterable bodies, so the sink runs the
 # real pipeline on each); before each round its embedded rows are deleted and the cursor set to
@@ -15,6 +20,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/lib.sh
 
 EVENTS=${EVENTS:-1000000}
+INDEX=${INDEX:-person}
+[[ $INDEX == person || $INDEX == answer ]] || die "INDEX is person or answer, not $INDEX"
 ROUNDS=${ROUNDS:-2}
 WORK=$(mktemp -d "${WORK_ROOT:-/var/tmp}/hookhouse-indexbench.XXXXXX")
 LOG_DIR=$WORK/logs
@@ -43,10 +50,21 @@ catchup() {
   local reset="DELETE FROM events; DELETE FROM failed_events; DELETE FROM journey_calls;
     UPDATE sink_cursors SET position = 0 WHERE sink = 'sqlite';"
   local admin=()
-  if [[ $variant == with ]]; then
+  if [[ $variant == with && $INDEX == person ]]; then
     reset+="CREATE INDEX events_email ON events (email, raw_seq) WHERE email IS NOT NULL;
       CREATE INDEX events_user_id ON events (user_id, raw_seq) WHERE user_id IS NOT NULL;"
     admin=(--admin "127.0.0.1:$(free_port)")
+  elif [[ $variant == with ]]; then
+    # The statements of src/spool/schema.rs's ANSWER_INDEX.
+    reset+="CREATE INDEX events_email_answer ON events (email, event_name, created_at, source,
+        url, link_url, recipient_state) WHERE email IS NOT NULL;
+      CREATE INDEX events_user_id_answer ON events (user_id, event_name, created_at, source,
+        url, link_url, recipient_state) WHERE user_id IS NOT NULL;"
+    printf '[[sources]]\nname = "default"\n[[sources]]\nname = "journeys"\n%s\n' \
+      '[[sources.journeys]]
+name = "engagement"
+answer = "engagement"' >"$WORK/answers.toml"
+    admin=(--config "$WORK/answers.toml")
   fi
   sqlite3 "$dir/hookhouse.db" "$reset VACUUM;"
   port=$(free_port)

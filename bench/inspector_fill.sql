@@ -1,7 +1,9 @@
 -- Fills a store hookhouse made (its schema, empty) with __N__ requests as the embedded sink would
 -- leave them, for bench/inspector.sh: received over the last 24 hours, one event each from
 -- 500,000 people, every 50th a resend (no rows of its own), every 1,000th a failure, every
--- 100,000th an `emailComplaint` (a rare name). __N__ is replaced by the count (see the script).
+-- 100,000th an `emailComplaint` (a rare name). Clicks have a URL, bounces a recipient state (a
+-- third hard), as Iterable's do: the journey answers' covering index holds them. __N__ is
+-- replaced by the count (see the script).
 PRAGMA synchronous = OFF;
 PRAGMA cache_size = -1000000;
 PRAGMA temp_store = MEMORY;
@@ -32,13 +34,17 @@ SELECT seq, received_at, source, 'POST', '/iterable/' || source,
   printf('%064x', seq), 'system'
 FROM fill;
 INSERT INTO events (event_id, raw_seq, source, event_name, email, created_at, received_at,
-    campaign_id, template_id, message_id, data, family, campaign_name, email_subject)
+    campaign_id, template_id, message_id, data, family, campaign_name, email_subject, url,
+    recipient_state)
 SELECT printf('%042x', seq), seq, source, event_name, email, substr(received_at, 1, 19) || 'Z',
   received_at, campaign_id, campaign_id + 7, printf('%032x', seq),
   printf('{"email":"%s","campaignId":%d}', email, campaign_id),
   CASE WHEN event_name LIKE 'email%' THEN 'email' WHEN event_name LIKE 'push%' THEN 'push'
        WHEN event_name LIKE 'sms%' THEN 'sms' ELSE 'in_app' END,
-  printf('Campaign %d', campaign_id), printf('Our news for you, number %d', seq)
+  printf('Campaign %d', campaign_id), printf('Our news for you, number %d', seq),
+  CASE WHEN event_name = 'emailClick'
+       THEN printf('https://shop.example.com/news/%d?utm_source=iterable&utm_campaign=%d', seq % 97, campaign_id) END,
+  CASE WHEN event_name = 'emailBounce' THEN CASE WHEN seq % 3 = 0 THEN 'HardBounce' ELSE 'SoftBounce' END END
 FROM fill WHERE seq % 50 != 0 AND seq % 1000 != 0;
 INSERT INTO failed_events (raw_seq, received_at, stage, reason, body)
 SELECT seq, received_at, 'envelope', 'the event has no `eventName`', CAST('{}' AS BLOB)
