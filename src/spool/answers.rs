@@ -188,19 +188,23 @@ impl EngagementSql {
         };
         let since = format!("?{}", values + sources + 1);
         let filter = |names: &str| format!("{person} AND event_name IN ({names}){of_sources}");
+        // Named, because the store has no statistics (no ANALYZE) and SQLite's guess for
+        // several values and sources was `events_name_created`: every event of four names in
+        // 30 days, all people's. The index is made before the port listens.
+        let events = format!("events INDEXED BY events_{column}_answer");
         let newest = |names: &str, also: &str| {
             format!(
-                "SELECT created_at, event_name{also} FROM events WHERE {} AND created_at IS NOT \
-                 NULL ORDER BY created_at DESC LIMIT 1",
+                "SELECT created_at, event_name{also} FROM {events} WHERE {} AND created_at IS \
+                 NOT NULL ORDER BY created_at DESC LIMIT 1",
                 filter(names)
             )
         };
         let any = |names: &str, also: &str| {
-            format!("SELECT EXISTS (SELECT 1 FROM events WHERE {}{also})", filter(names))
+            format!("SELECT EXISTS (SELECT 1 FROM {events} WHERE {}{also})", filter(names))
         };
         EngagementSql {
             counts: format!(
-                "SELECT event_name, count(*) FROM events WHERE {} AND created_at >= {since} \
+                "SELECT event_name, count(*) FROM {events} WHERE {} AND created_at >= {since} \
                  GROUP BY event_name",
                 filter("'emailOpen', 'emailClick', 'smsClick', 'pushOpen'")
             ),
@@ -323,16 +327,16 @@ mod tests {
         for (column, values, sources) in [("email", 1, 0), ("email", 3, 2), ("user_id", 1, 1)] {
             let index = format!("COVERING INDEX events_{column}_answer");
             for sql in EngagementSql::new(column, values, sources).all() {
-                let plan: Vec<String> = conn
-                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                    .unwrap()
-                    .query_map([], |row| row.get(3))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
+                // Unbound parameters are NULL: the plan does not depend on the values.
+                let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let mut rows = explain.raw_query();
+                let mut plan = Vec::new();
+                while let Some(row) = rows.next().unwrap() {
+                    plan.push(row.get::<_, String>(3).unwrap());
+                }
                 let plan = plan.join("; ");
                 assert!(plan.contains(&index), "{sql}\nplan: {plan}");
-                assert!(!plan.contains("SCAN"), "{sql}\nplan: {plan}");
+                assert!(!plan.contains("SCAN events"), "{sql}\nplan: {plan}");
             }
         }
     }
