@@ -1,5 +1,6 @@
 //! The command line: subcommands and their flags, and what each prints for a person.
 
+mod backup;
 mod check_config;
 mod replay;
 mod secret;
@@ -45,6 +46,8 @@ pub enum Command {
     CheckConfig(ServeArgs),
     /// Show what the store holds and each sink's lag (requests, events, seconds).
     Status(StatusArgs),
+    /// Copy the store to a file while `serve` runs: a consistent, checked snapshot.
+    Backup(backup::BackupArgs),
     /// Make, list or revoke Stitch-style secret URLs (`/hooks/{secret}`).
     Secret(secret::SecretArgs),
     /// Send realistic Iterable traffic to a receiver and report what it acknowledged; exit 1
@@ -60,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(args) => check_config::check_config(args),
         Command::Secret(args) => secret::secret(&args).await,
         Command::Status(args) => status::status(&args).await,
+        Command::Backup(args) => backup::run(&args),
         Command::Replay(args) => replay::run(args).await,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;

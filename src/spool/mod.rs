@@ -29,6 +29,7 @@
 //! (the receiver does: only an [`AcceptedRequest`] can be appended).
 
 pub mod answers;
+pub mod backup;
 mod checkpointer;
 mod cursors;
 mod files;
