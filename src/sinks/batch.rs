@@ -289,10 +289,9 @@ fn event_row(seq: i64, received_at: DateTime<Utc>, event: &CanonicalEvent) -> Ro
 /// body's) from a later copy of the event: [`super::columns::Merge::Update`]'s `filled`.
 fn fill_route_columns(first: &mut Row, later: &CanonicalEvent) {
     for (column, value) in [("app_id", &later.app_id), ("platform", &later.platform)] {
-        if let Some(cell) = EVENTS.position(column).and_then(|index| first.cells.get_mut(index)) {
-            if *cell == Cell::Null {
-                *cell = text(value);
-            }
+        let cell = EVENTS.position(column).and_then(|index| first.cells.get_mut(index));
+        if let Some(cell) = cell.filter(|cell| **cell == Cell::Null) {
+            *cell = text(value);
         }
     }
 }
