@@ -57,7 +57,7 @@ enum Kind {
     JsonList,
 }
 
-/// Column, `dataFields` key, conversion.
+/// Column, `dataFields` key, conversion; see [`FALLBACKS`] for a column read from a second key.
 const PROMOTED: &[(&str, &str, Kind)] = &[
     ("campaign_id", "campaignId", Kind::Int),
     ("template_id", "templateId", Kind::Int),
@@ -94,6 +94,25 @@ const PROMOTED: &[(&str, &str, Kind)] = &[
     ("sms_message", "smsMessage", Kind::Text),
     ("push_message", "pushMessage", Kind::Text),
 ];
+
+/// Column, and where it is read when its own key gives nothing: `smsClick` names its link
+/// `clickedUrl`; an `smsBounce` may have its reason only in `smsProviderResponse.message`.
+const FALLBACKS: &[(&str, &[&str])] =
+    &[("url", &["clickedUrl"]), ("bounce_message", &["smsProviderResponse", "message"])];
+
+/// The expected value of a promoted column: its own key's, else its fallback's.
+fn expected_promoted(column: &str, key: &str, kind: Kind, fields: &Map<String, Value>) -> Value {
+    let own = expected(kind, fields.get(key));
+    let Some((_, path)) = FALLBACKS.iter().find(|(name, _)| *name == column) else { return own };
+    if !own.is_null() {
+        return own;
+    }
+    let mut value = fields.get(path[0]);
+    for step in &path[1..] {
+        value = value.and_then(|v| v.get(step));
+    }
+    expected(kind, value)
+}
 
 /// The expected column value for a `dataFields` value, per the documented conversions.
 fn expected(kind: Kind, value: Option<&Value>) -> Value {
@@ -175,7 +194,8 @@ async fn every_fixture_lands_in_the_right_columns_once() {
             assert_eq!(row["user_id"], user_id.cloned().unwrap_or(Value::Null), "{name}: user_id");
             assert_eq!(row["created_at"], expected_created_at(fields.get("createdAt")), "{name}");
             for &(column, key, kind) in PROMOTED {
-                assert_eq!(row[column], expected(kind, fields.get(key)), "{name}: `{column}`");
+                let expected = expected_promoted(column, key, kind, fields);
+                assert_eq!(row[column], expected, "{name}: `{column}`");
             }
             let data: Value = serde_json::from_str(row["data"].as_str().unwrap()).unwrap();
             assert_eq!(data, Value::Object(fields.clone()), "{name}: data keeps every field");
@@ -253,6 +273,17 @@ async fn edge_cases_hold_the_documented_values() {
 
     let subject = post("emailSend/long_unrendered_subject.json").await;
     assert!(subject[0]["email_subject"].as_str().unwrap().len() > 1800);
+
+    let click = post("smsClick/clicked_url.json").await;
+    assert_eq!(
+        click[0]["url"],
+        "https://www.example.com/sale/spring?utm_source=iterable&utm_medium=sms"
+    );
+    let bounce = post("smsBounce/provider_response_only.json").await;
+    assert_eq!(
+        bounce[0]["bounce_message"],
+        "The 'To' number +15005550001 is not a valid phone number."
+    );
 
     let three = post("emailOpen/array_of_three.json").await;
     assert_eq!(three.len(), 3);

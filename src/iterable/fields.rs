@@ -61,7 +61,8 @@ impl EventFields {
             template_name: text("templateName"),
             workflow_name: text("workflowName"),
             email_subject: text("emailSubject"),
-            url: text("url"),
+            // `smsClick` names its link `clickedUrl`; `url` wins when both are sent.
+            url: text("url").or_else(|| text("clickedUrl")),
             link_url: text("linkUrl"),
             user_agent: text("userAgent"),
             user_agent_device: text("userAgentDevice"),
@@ -73,7 +74,7 @@ impl EventFields {
             proxy_source: text("proxySource"),
             is_bot: flag(envelope.field("isBot")),
             recipient_state: text("recipientState"),
-            bounce_message: text("bounceMessage"),
+            bounce_message: text("bounceMessage").or_else(|| provider_message(envelope)),
             reason: text("reason"),
             unsub_source: text("unsubSource"),
             signup_source: text("signupSource"),
@@ -96,6 +97,16 @@ fn text(value: Option<&Value>) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Null => None,
         other => Some(other.to_string()),
+    }
+}
+
+/// An `smsBounce` may carry its reason only in the SMS provider's answer
+/// (`smsProviderResponse.message`, Twilio's error shape), an object or a JSON-encoded string.
+fn provider_message(envelope: &Envelope<'_>) -> Option<String> {
+    let message = |response: &Value| text(response.get("message"));
+    match envelope.field("smsProviderResponse")? {
+        Value::String(s) => serde_json::from_str::<Value>(s).ok().as_ref().and_then(message),
+        response => message(response),
     }
 }
 
@@ -164,6 +175,26 @@ mod tests {
         assert_eq!(f.to_phone_number.as_deref(), Some("15551234567"));
         assert_eq!(f.transactional_data.as_deref(), Some(r#"{"order":7}"#));
         assert_eq!(f.ip.as_deref(), Some("2001:db8::1"));
+    }
+
+    #[test]
+    fn sms_click_and_bounce_fields_under_their_own_names() {
+        let click = fields(json!({"clickedUrl": "https://exmpl.co/r/pts"}));
+        assert_eq!(click.url.as_deref(), Some("https://exmpl.co/r/pts"));
+        let both = fields(json!({"url": "https://a.example", "clickedUrl": "https://b.example"}));
+        assert_eq!(both.url.as_deref(), Some("https://a.example"), "`url` wins");
+
+        let reason = "The 'To' number +15005550001 is not a valid phone number.";
+        let bounce = fields(json!({"smsProviderResponse": {"code": 21211, "message": reason}}));
+        assert_eq!(bounce.bounce_message.as_deref(), Some(reason));
+        let encoded =
+            fields(json!({"smsProviderResponse": format!("{{\"message\":\"{reason}\"}}")}));
+        assert_eq!(encoded.bounce_message.as_deref(), Some(reason));
+        let own =
+            fields(json!({"bounceMessage": "30003", "smsProviderResponse": {"message": "x"}}));
+        assert_eq!(own.bounce_message.as_deref(), Some("30003"), "`bounceMessage` wins");
+        let none = fields(json!({"smsProviderResponse": {"message": "", "code": 1}}));
+        assert_eq!(none.bounce_message, None);
     }
 
     #[test]

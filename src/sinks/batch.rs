@@ -2,7 +2,8 @@
 //! made from them by the pipeline. Each sink loads a batch its own way; every sink gets the
 //! same rows, built here, in the one place that maps the pipeline's types to columns.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
 
@@ -101,7 +102,7 @@ impl Batch {
             per_source: HashMap::new(),
         };
         // A resend carries an event already in the batch: its first request keeps it.
-        let mut seen = HashSet::new();
+        let mut seen = HashMap::new();
         for stored in requests {
             batch.raw_requests.rows.push(raw_request_row(stored));
             let Some(outcome) = derive(stored, keys)? else {
@@ -113,11 +114,24 @@ impl Batch {
         Ok(batch)
     }
 
-    fn add(&mut self, stored: &StoredRequest, outcome: &Outcome, seen: &mut HashSet<EventId>) {
+    /// Adds a request's rows; `seen` holds the index in `events` of each event id so far.
+    fn add(
+        &mut self,
+        stored: &StoredRequest,
+        outcome: &Outcome,
+        seen: &mut HashMap<EventId, usize>,
+    ) {
         let (seq, request) = (stored.seq, &stored.request);
         for event in &outcome.events {
-            if seen.insert(event.event_id.clone()) {
-                self.events.rows.push(event_row(seq, request.received_at, event));
+            match seen.entry(event.event_id.clone()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(self.events.rows.len());
+                    self.events.rows.push(event_row(seq, request.received_at, event));
+                }
+                // As the sinks' conflict clause does for a copy in a later batch.
+                Entry::Occupied(first) => {
+                    fill_route_columns(&mut self.events.rows[*first.get()], event)
+                }
             }
         }
         for call in &outcome.journey_calls {
@@ -271,6 +285,17 @@ fn event_row(seq: i64, received_at: DateTime<Utc>, event: &CanonicalEvent) -> Ro
     Row { seq, cells, problem }
 }
 
+/// Fills a kept event row's NULL `app_id` and `platform` (the Snowplow route's, not the
+/// body's) from a later copy of the event: [`super::columns::Merge::Update`]'s `filled`.
+fn fill_route_columns(first: &mut Row, later: &CanonicalEvent) {
+    for (column, value) in [("app_id", &later.app_id), ("platform", &later.platform)] {
+        let cell = EVENTS.position(column).and_then(|index| first.cells.get_mut(index));
+        if let Some(cell) = cell.filter(|cell| **cell == Cell::Null) {
+            *cell = text(value);
+        }
+    }
+}
+
 fn journey_call_row(stored: &StoredRequest, call: &JourneyCall) -> Row {
     let request = &stored.request;
     row(
@@ -346,6 +371,53 @@ mod tests {
             }
         }
         assert_eq!(batch.per_source["s"], (1, 1));
+    }
+
+    #[test]
+    fn a_copy_in_the_same_batch_fills_the_route_columns_of_the_first() {
+        use crate::request::{RawRequest, RequestKind, SNOWPLOW_PATH};
+        let body = r#"{"email":"a@x.io","eventName":"emailOpen","dataFields":{"createdAt":"2016-12-02 20:21:04 +00:00","campaignId":7}}"#;
+        let stored = |seq, snowplow: Option<&str>| StoredRequest {
+            seq,
+            request: RawRequest {
+                received_at: Utc::now(),
+                source: "default".into(),
+                kind: if snowplow.is_some() { RequestKind::Snowplow } else { RequestKind::System },
+                method: "POST".into(),
+                path: snowplow.map_or("/iterable/default", |_| SNOWPLOW_PATH).into(),
+                query: snowplow.map(str::to_owned),
+                headers_json: "{}".into(),
+                remote_addr: None,
+                peer_addr: None,
+                content_type: Some("application/json".into()),
+                body: bytes::Bytes::from(body),
+                body_sha256: String::new(),
+            },
+            pseudonymised: false,
+            body_hidden: false,
+            body_dropped: false,
+            answer_status: None,
+        };
+        let route = |batch: &Batch| {
+            let row = &batch.events.rows[0];
+            let cell = |name| row.cells[EVENTS.position(name).unwrap()].clone();
+            (row.seq, cell("app_id"), cell("platform"))
+        };
+        let shop = || Cell::Text("shop".into());
+        let web = || Cell::Text("web".into());
+
+        let native_first = [stored(1, None), stored(2, Some("aid=shop&p=web"))];
+        let batch = Batch::build(0, &native_first, &HashMap::new()).unwrap();
+        assert_eq!(batch.events.rows.len(), 1);
+        assert_eq!(route(&batch), (1, shop(), web()), "the first row, filled");
+
+        let snowplow_first = [stored(1, Some("aid=shop&p=web")), stored(2, None)];
+        let batch = Batch::build(0, &snowplow_first, &HashMap::new()).unwrap();
+        assert_eq!(route(&batch), (1, shop(), web()), "NULLs never replace a value");
+
+        let two_apps = [stored(1, Some("p=mob")), stored(2, Some("aid=shop&p=web"))];
+        let batch = Batch::build(0, &two_apps, &HashMap::new()).unwrap();
+        assert_eq!(route(&batch), (1, shop(), Cell::Text("mob".into())), "the first value wins");
     }
 
     #[test]

@@ -43,26 +43,54 @@ pub struct Table {
 pub enum Merge {
     /// Rows never change once stored: another copy is ignored.
     Keep { key: &'static str },
-    /// A later version replaces the stored values, except these columns: the identity and the
-    /// first sighting.
-    Update { key: &'static str, kept: &'static [&'static str] },
+    /// A later version replaces the stored values, except `kept` (the identity and the first
+    /// sighting) and `filled`: what the route adds rather than the body, which a later copy only
+    /// fills where the stored row has none, also when the row is otherwise kept as it is.
+    Update { key: &'static str, kept: &'static [&'static str], filled: &'static [&'static str] },
     /// No key: a request's rows are replaced together.
     ByRequest,
 }
 
 impl Table {
-    /// The `ON CONFLICT` clause for writing rows again: `DO NOTHING`, or with `update` (and a
-    /// table whose rows may change) `DO UPDATE SET` every column but the kept ones. `None` for a
-    /// table without a key.
+    /// The `ON CONFLICT` clause for writing rows again. Without `update`, the stored row stays
+    /// as it is but for its NULL `filled` columns, which the new copy fills (`DO NOTHING` when
+    /// the table has none). With `update` (and a table whose rows may change), every column but
+    /// the kept ones takes the new value, and the filled ones keep a stored value over a new one.
+    /// `None` for a table without a key. The stored row is named by the bare table name, which
+    /// SQLite and PostgreSQL both accept in `DO UPDATE` for a schema-qualified target too.
     pub fn on_conflict(&self, update: bool) -> Option<String> {
+        let name = self.name;
+        let fill =
+            |column: &str| format!("{column} = coalesce({name}.{column}, excluded.{column})");
         match self.merge {
-            Merge::Update { key, kept } if update => {
+            Merge::Update { key, kept, filled } if update => {
                 let updates: Vec<String> = self
                     .names()
-                    .filter(|name| !kept.contains(name))
-                    .map(|name| format!("{name} = excluded.{name}"))
+                    .filter(|column| !kept.contains(column))
+                    .map(|column| {
+                        if filled.contains(&column) {
+                            fill(column)
+                        } else {
+                            format!("{column} = excluded.{column}")
+                        }
+                    })
                     .collect();
                 Some(format!("ON CONFLICT ({key}) DO UPDATE SET {}", updates.join(", ")))
+            }
+            Merge::Update { key, filled, .. } if !filled.is_empty() => {
+                let updates: Vec<String> = filled.iter().map(|column| fill(column)).collect();
+                // Only a row that gains a value is written: a plain resend changes nothing.
+                let gains: Vec<String> = filled
+                    .iter()
+                    .map(|column| {
+                        format!("({name}.{column} IS NULL AND excluded.{column} IS NOT NULL)")
+                    })
+                    .collect();
+                Some(format!(
+                    "ON CONFLICT ({key}) DO UPDATE SET {} WHERE {}",
+                    updates.join(", "),
+                    gains.join(" OR ")
+                ))
             }
             Merge::Keep { key } | Merge::Update { key, .. } => {
                 Some(format!("ON CONFLICT ({key}) DO NOTHING"))
@@ -160,7 +188,14 @@ pub const EVENTS: Table = Table {
         col("parse_warnings", Json),
     ],
     seq_column: "raw_seq",
-    merge: Merge::Update { key: "event_id", kept: &["event_id", "raw_seq", "received_at"] },
+    // The same event sent by the native and the Snowplow path is one row (its id comes from
+    // the body): the first arrival's, with the `app_id` and `platform` of a later copy where
+    // the first had none (README, "Deduplication").
+    merge: Merge::Update {
+        key: "event_id",
+        kept: &["event_id", "raw_seq", "received_at"],
+        filled: &["app_id", "platform"],
+    },
 };
 
 pub const JOURNEY_CALLS: Table = Table {
@@ -177,7 +212,7 @@ pub const JOURNEY_CALLS: Table = Table {
         col("answer_status", BigInt),
     ],
     seq_column: "seq",
-    merge: Merge::Update { key: "seq", kept: &["seq"] },
+    merge: Merge::Update { key: "seq", kept: &["seq"], filled: &[] },
 };
 
 /// `failed_events` without its local `id`: sinks key failures by the request they came from.
@@ -194,3 +229,27 @@ pub const FAILED_EVENTS: Table = Table {
     seq_column: "raw_seq",
     merge: Merge::ByRequest,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_copy_fills_only_the_route_columns() {
+        let keep = EVENTS.on_conflict(false).unwrap();
+        assert!(keep.starts_with("ON CONFLICT (event_id) DO UPDATE SET "), "{keep}");
+        assert!(keep.contains("app_id = coalesce(events.app_id, excluded.app_id)"), "{keep}");
+        assert!(keep.contains("platform = coalesce(events.platform, excluded.platform)"));
+        assert!(keep.contains("WHERE (events.app_id IS NULL AND excluded.app_id IS NOT NULL)"));
+        assert!(!keep.contains("email ="), "a resend changes nothing else: {keep}");
+
+        let update = EVENTS.on_conflict(true).unwrap();
+        assert!(update.contains("email = excluded.email"), "{update}");
+        assert!(update.contains("app_id = coalesce(events.app_id, excluded.app_id)"));
+        assert!(!update.contains("raw_seq ="), "{update}");
+        assert!(!update.contains(" WHERE "), "{update}");
+
+        assert_eq!(RAW_REQUESTS.on_conflict(true).unwrap(), "ON CONFLICT (seq) DO NOTHING");
+        assert!(!JOURNEY_CALLS.on_conflict(false).unwrap().contains("UPDATE"));
+    }
+}

@@ -238,7 +238,8 @@ mod tests {
     fn inserts_name_every_declared_column() {
         let sql = insert_sql(&EVENTS, OnConflict::Keep);
         assert!(sql.contains("?48") && !sql.contains("?49"), "{sql}");
-        assert!(sql.ends_with("DO NOTHING"));
+        assert!(sql.ends_with("excluded.platform IS NOT NULL)"), "{sql}");
+        assert!(!sql.contains("email = excluded.email"), "{sql}");
         let sql = insert_sql(&EVENTS, OnConflict::Update);
         assert!(sql.contains("email = excluded.email"));
         assert!(sql.contains("parse_warnings = excluded.parse_warnings"));

@@ -102,6 +102,9 @@ fn rewrite(
     batch: &Batch,
 ) -> rusqlite::Result<(u64, Option<i64>)> {
     let mut failures_before = 0;
+    // The `app_id` and `platform` a later copy of an event filled in (the same event by the
+    // Snowplow path) are not in the request that carries it: kept across its rewrite.
+    let mut route = Vec::new();
     for seq in seqs {
         let before: i64 = tx.query_row(
             "SELECT count(*) FROM failed_events WHERE raw_seq = ?1 AND sink IS NULL",
@@ -109,6 +112,20 @@ fn rewrite(
             |r| r.get(0),
         )?;
         failures_before += before.unsigned_abs();
+        let mut statement = tx.prepare_cached(
+            "SELECT event_id, app_id, platform FROM events \
+             WHERE raw_seq = ?1 AND (app_id IS NOT NULL OR platform IS NOT NULL)",
+        )?;
+        let rows = statement.query_map([seq], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            route.push(row?);
+        }
         // The request's own rows go; events first carried by an earlier request stay theirs
         // and are updated through the conflict clause. Refusals by sinks stay: they belong to
         // the sink, which loads these requests again.
@@ -117,6 +134,13 @@ fn rewrite(
         tx.execute("DELETE FROM journey_calls WHERE seq = ?1", params![seq])?;
     }
     write(tx, batch, (batch.after, batch.through), OnConflict::Update)?;
+    for (event_id, app_id, platform) in &route {
+        tx.execute(
+            "UPDATE events SET app_id = coalesce(app_id, ?2), platform = coalesce(platform, ?3) \
+             WHERE event_id = ?1",
+            params![event_id, app_id, platform],
+        )?;
+    }
     // An event first carried by an earlier request keeps that request's `raw_seq`, below this
     // batch, and was updated in place: the other sinks must load again from there.
     let mut lowest = seqs.first().copied().unwrap_or(i64::MAX);
