@@ -33,10 +33,10 @@ pub(super) fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         let percent = if total == 0 { 100 } else { copied * 100 / total };
         let _ = writeln!(
             stderr,
-            "backing up {}: {percent}% ({} of {} pages)",
+            "backing up {}: {percent}% ({:.1} of {:.1} MB)",
             db.display(),
-            copied,
-            total
+            copied as f64 / 1e6,
+            total as f64 / 1e6
         );
     })?;
     println!(

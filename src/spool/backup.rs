@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 /// Pages copied per step: 16 MiB of 4 KiB pages, a progress line's worth of work.
 const STEP_PAGES: i32 = 4096;
 
-/// How far a backup has come, in pages.
+/// How far a backup has come, in bytes of the store's pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackupProgress {
     pub copied: u64,
@@ -125,6 +125,8 @@ fn copy(
     progress: &mut impl FnMut(BackupProgress),
 ) -> Result<(), BackupError> {
     let mut copy = Connection::open(partial)?;
+    let page_size: i64 = source.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    let page_size = u64::try_from(page_size).unwrap_or(4096);
     {
         let backup = Backup::new(source, &mut copy)?;
         loop {
@@ -132,7 +134,8 @@ fn copy(
             let now = backup.progress();
             let total = u64::try_from(now.pagecount).unwrap_or(0);
             let left = u64::try_from(now.remaining).unwrap_or(0);
-            progress(BackupProgress { copied: total.saturating_sub(left), total });
+            let copied = total.saturating_sub(left);
+            progress(BackupProgress { copied: copied * page_size, total: total * page_size });
             match step {
                 StepResult::Done => break,
                 // The source is read in our own transaction, so nothing should lock it; the
