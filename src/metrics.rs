@@ -44,6 +44,8 @@ const JOURNEY_ANSWERS: &str = "hookhouse_journey_answers";
 const JOURNEY_ANSWER_SECONDS: &str = "hookhouse_journey_answer_seconds";
 /// Access tokens the token endpoints issued, by source.
 const OAUTH_TOKENS_ISSUED: &str = "hookhouse_oauth_tokens_issued";
+/// Free bytes on the store's filesystem as the disk guard last read them.
+const STORE_FREE_DISK: &str = "hookhouse_store_free_disk_bytes";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
@@ -115,6 +117,7 @@ pub struct Metrics {
     answers: Family<AnswerLabels, Counter>,
     answer_seconds: Histogram,
     tokens_issued: Family<SourceLabel, Counter>,
+    free_disk: Gauge,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -212,8 +215,15 @@ impl Metrics {
             "Access tokens issued by a source's OAuth token endpoint",
             tokens_issued.clone(),
         );
+        let free_disk = Gauge::default();
+        registry.register(
+            STORE_FREE_DISK,
+            "Free bytes on the store's filesystem (below store.min_free_disk_mb requests get 503)",
+            free_disk.clone(),
+        );
         Metrics {
             registry,
+            free_disk,
             refused,
             unstored,
             by_source,
@@ -230,6 +240,11 @@ impl Metrics {
             AnswerLabels { source: source.to_owned(), journey: journey.to_owned(), status };
         self.answers.get_or_create(&labels).inc();
         self.answer_seconds.observe(seconds);
+    }
+
+    /// The free disk space the store's guard last read.
+    pub fn free_disk(&self, bytes: u64) {
+        self.free_disk.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// An access token issued by `source`'s token endpoint.

@@ -30,7 +30,7 @@ pub(super) fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
             return;
         }
         last_line = Some(Instant::now());
-        let percent = if total == 0 { 100 } else { copied * 100 / total };
+        let percent = (copied * 100).checked_div(total).unwrap_or(100);
         let _ = writeln!(
             stderr,
             "backing up {}: {percent}% ({:.1} of {:.1} MB)",

@@ -128,6 +128,9 @@ pub struct RawStore {
     /// Request headers kept in `raw_requests.headers` (an allow-list, any case); every other
     /// header is left out.
     pub keep_headers: Vec<String>,
+    /// Free space on the store's filesystem below which new requests are answered 503 (and
+    /// `/readyz` too) before SQLite meets a full disk; 0 turns the guard off.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for RawStore {
@@ -138,6 +141,7 @@ impl Default for RawStore {
             max_batch: 2_048,
             busy_timeout_ms: 2_000,
             keep_headers: DEFAULT_KEEP_HEADERS.iter().map(|name| (*name).to_owned()).collect(),
+            min_free_disk_mb: 1_024,
         }
     }
 }
@@ -234,6 +238,8 @@ pub struct StoreConfig {
     /// Index events by person, name and time, which journey answers read. Only while a
     /// source has `[[sources.journeys]]`, for the same reason.
     pub answer_index: bool,
+    /// Free bytes below which requests are refused (`store.min_free_disk_mb`); 0: no guard.
+    pub min_free_disk: u64,
 }
 
 impl StoreConfig {
@@ -505,6 +511,7 @@ impl Config {
                 keep_headers,
                 person_index: admin.is_some(),
                 answer_index: answers,
+                min_free_disk: raw.store.min_free_disk_mb.saturating_mul(1024 * 1024),
             },
             sources,
             sinks,

@@ -98,6 +98,7 @@ impl ReceiveError {
             ReceiveError::Unauthorized { .. } => "unauthorized",
             ReceiveError::HeadersTooLarge { .. } => "headers_too_large",
             ReceiveError::BodyBudget => "body_budget",
+            ReceiveError::Spool(SpoolError::LowDisk { .. }) => "low_disk",
             ReceiveError::Spool(_) => "store_unavailable",
             ReceiveError::Stream(_) => "stream_unavailable",
         }
@@ -109,6 +110,8 @@ impl ReceiveError {
             ReceiveError::RateLimited { retry_after }
             | ReceiveError::AuthBlocked { retry_after } => Some(*retry_after),
             ReceiveError::BodyBudget | ReceiveError::Spool(SpoolError::Overloaded) => Some(1),
+            // Space comes back when someone frees it, not within a second.
+            ReceiveError::Spool(SpoolError::LowDisk { .. }) => Some(30),
             ReceiveError::Spool(_) | ReceiveError::Stream(_) => Some(5),
             _ => None,
         }
@@ -128,6 +131,9 @@ impl IntoResponse for ReceiveError {
         let message = match &self {
             ReceiveError::Spool(SpoolError::Overloaded) => {
                 "the store is busy, retry later".to_owned()
+            }
+            ReceiveError::Spool(SpoolError::LowDisk { .. }) => {
+                "the store is low on disk space, retry later".to_owned()
             }
             ReceiveError::Spool(_) | ReceiveError::Stream(_) => {
                 "the request could not be stored, retry later".to_owned()

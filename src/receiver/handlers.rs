@@ -296,16 +296,17 @@ pub(super) async fn healthz() -> Json<serde_json::Value> {
 
 /// `GET /readyz`: 200 only while a request sent now would be stored.
 pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if let Some(queued) = state.log.readiness().await {
-        Json(json!({ "status": "ready", "queued": queued })).into_response()
-    } else {
-        let mut response = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": "the store is not accepting writes" })),
-        )
-            .into_response();
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
-        response
+    match state.log.readiness().await {
+        Ok(queued) => Json(json!({ "status": "ready", "queued": queued })).into_response(),
+        Err(reason) => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not ready", "reason": reason })),
+            )
+                .into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
+            response
+        }
     }
 }
 
@@ -317,6 +318,9 @@ pub(super) async fn head_not_stored() -> StatusCode {
 /// `GET /metrics`: Prometheus counters. Open to anyone who can reach the port, like
 /// `/healthz`: it holds counts by configured source name, never a secret or a sender's text.
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(spool) = state.log.spool() {
+        state.metrics.free_disk(spool.free_disk_bytes());
+    }
     match state.metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
         Err(err) => {

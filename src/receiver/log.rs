@@ -31,11 +31,17 @@ impl RequestLog {
         }
     }
 
-    /// `Some(requests waiting for the log)` while a request sent now would be stored.
-    pub(super) async fn readiness(&self) -> Option<usize> {
+    /// The requests waiting for the log while a request sent now would be stored, else why not.
+    pub(super) async fn readiness(&self) -> Result<usize, String> {
+        const NOT_WRITING: &str = "the store is not accepting writes";
         match self {
-            RequestLog::Sqlite(spool) => spool.is_ready().then(|| spool.queued()),
-            RequestLog::JetStream(stream) => stream.is_ready().await.then(|| stream.in_flight()),
+            RequestLog::Sqlite(spool) => match spool.low_disk() {
+                Some(low) => Err(low.to_string()),
+                None if spool.is_ready() => Ok(spool.queued()),
+                None => Err(NOT_WRITING.to_owned()),
+            },
+            RequestLog::JetStream(stream) if stream.is_ready().await => Ok(stream.in_flight()),
+            RequestLog::JetStream(_) => Err(NOT_WRITING.to_owned()),
         }
     }
 

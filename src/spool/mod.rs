@@ -32,6 +32,7 @@ pub mod answers;
 pub mod backup;
 mod checkpointer;
 mod cursors;
+mod disk_guard;
 mod files;
 pub mod inspect;
 mod maintenance;
@@ -47,7 +48,7 @@ pub use schema::MigrationError;
 pub use writer::WriterHandle;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -118,6 +119,11 @@ pub enum SpoolError {
     },
     #[error("the store's write queue is full")]
     Overloaded,
+    #[error(
+        "free disk space is {free_mb} MB, below store.min_free_disk_mb = {min_mb}: free space on \
+         the store's filesystem"
+    )]
+    LowDisk { free_mb: u64, min_mb: u64 },
     #[error("the store could not commit the write (the writer logs why)")]
     WriteFailed,
     #[error("the store is shutting down")]
@@ -152,6 +158,11 @@ struct Shared {
     sinks: Mutex<Vec<&'static str>>,
     /// The last seq committed, for sinks waiting for new requests.
     committed: watch::Sender<i64>,
+    /// `store.min_free_disk_mb` in bytes (0: no guard), and what the guard last read.
+    min_free_disk: u64,
+    free_disk: AtomicU64,
+    /// True while free space is below `min_free_disk`: new requests are refused.
+    low_disk: AtomicBool,
 }
 
 impl Spool {
@@ -169,7 +180,11 @@ impl Spool {
             writable: AtomicBool::new(true),
             sinks: Mutex::new(Vec::new()),
             committed: watch::Sender::new(0),
+            min_free_disk: config.min_free_disk,
+            free_disk: AtomicU64::new(0),
+            low_disk: AtomicBool::new(false),
         });
+        disk_guard::start(&config.data_dir, &shared)?;
         let (queue, handle) = writer::start(config, Arc::clone(&shared))?;
         Ok((Spool { queue, shared }, handle))
     }
@@ -180,6 +195,9 @@ impl Spool {
         request: AcceptedRequest,
         stored_as: StoredAs,
     ) -> Result<Receipt, SpoolError> {
+        if self.shared.low_disk.load(Ordering::Relaxed) {
+            return Err(self.low_disk_error());
+        }
         let (reply, receipt) = oneshot::channel();
         let request = request.into_raw();
         self.send(writer::Job::Request(writer::RequestJob { request, stored_as, reply }))?;
@@ -337,10 +355,29 @@ impl Spool {
         })
     }
 
-    /// Whether a request appended now would be stored: the last write succeeded and the queue
-    /// has room.
+    /// Why requests are refused for lack of disk space, while they are.
+    pub fn low_disk(&self) -> Option<SpoolError> {
+        self.shared.low_disk.load(Ordering::Relaxed).then(|| self.low_disk_error())
+    }
+
+    /// Free bytes on the store's filesystem as the disk guard last read them (0: no guard).
+    pub fn free_disk_bytes(&self) -> u64 {
+        self.shared.free_disk.load(Ordering::Relaxed)
+    }
+
+    fn low_disk_error(&self) -> SpoolError {
+        let mb = |bytes: u64| bytes / (1024 * 1024);
+        SpoolError::LowDisk {
+            free_mb: mb(self.shared.free_disk.load(Ordering::Relaxed)),
+            min_mb: mb(self.shared.min_free_disk),
+        }
+    }
+
+    /// Whether a request appended now would be stored: the last write succeeded, the queue
+    /// has room, and the disk has the space `store.min_free_disk_mb` asks for.
     pub fn is_ready(&self) -> bool {
-        self.shared.writable.load(Ordering::Relaxed)
+        !self.shared.low_disk.load(Ordering::Relaxed)
+            && self.shared.writable.load(Ordering::Relaxed)
             && self.shared.queued.load(Ordering::Relaxed) < self.shared.max_queued
     }
 
