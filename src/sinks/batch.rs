@@ -332,19 +332,24 @@ fn failure_row(seq: i64, received_at: DateTime<Utc>, failure: &Failure) -> Row {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_row_has_a_cell_per_declared_column() {
-        use crate::request::{RawRequest, RequestKind};
-        let body = r#"[{"email":"a@x.io","eventName":"emailOpen","dataFields":{"createdAt":"2016-12-02 20:21:04 +00:00"}}, 7]"#;
-        let stored = |seq, kind: RequestKind, path: &str| StoredRequest {
+    /// A stored JSON request of `source` as the spool hands it to a sink.
+    fn stored_request(
+        seq: i64,
+        source: &str,
+        kind: crate::request::RequestKind,
+        path: &str,
+        query: Option<&str>,
+        body: &'static str,
+    ) -> StoredRequest {
+        StoredRequest {
             seq,
-            request: RawRequest {
+            request: crate::request::RawRequest {
                 received_at: Utc::now(),
-                source: "s".into(),
+                source: source.into(),
                 kind,
                 method: "POST".into(),
                 path: path.into(),
-                query: Some("email=b%40x.io".into()),
+                query: query.map(str::to_owned),
                 headers_json: "{}".into(),
                 remote_addr: None,
                 peer_addr: None,
@@ -356,6 +361,15 @@ mod tests {
             body_hidden: false,
             body_dropped: false,
             answer_status: None,
+        }
+    }
+
+    #[test]
+    fn every_row_has_a_cell_per_declared_column() {
+        use crate::request::RequestKind;
+        let body = r#"[{"email":"a@x.io","eventName":"emailOpen","dataFields":{"createdAt":"2016-12-02 20:21:04 +00:00"}}, 7]"#;
+        let stored = |seq, kind: RequestKind, path: &str| {
+            stored_request(seq, "s", kind, path, Some("email=b%40x.io"), body)
         };
         let requests = [
             stored(1, RequestKind::System, "/iterable/s"),
@@ -375,28 +389,20 @@ mod tests {
 
     #[test]
     fn a_copy_in_the_same_batch_fills_the_route_columns_of_the_first() {
-        use crate::request::{RawRequest, RequestKind, SNOWPLOW_PATH};
+        use crate::request::{RequestKind, SNOWPLOW_PATH};
         let body = r#"{"email":"a@x.io","eventName":"emailOpen","dataFields":{"createdAt":"2016-12-02 20:21:04 +00:00","campaignId":7}}"#;
-        let stored = |seq, snowplow: Option<&str>| StoredRequest {
-            seq,
-            request: RawRequest {
-                received_at: Utc::now(),
-                source: "default".into(),
-                kind: if snowplow.is_some() { RequestKind::Snowplow } else { RequestKind::System },
-                method: "POST".into(),
-                path: snowplow.map_or("/iterable/default", |_| SNOWPLOW_PATH).into(),
-                query: snowplow.map(str::to_owned),
-                headers_json: "{}".into(),
-                remote_addr: None,
-                peer_addr: None,
-                content_type: Some("application/json".into()),
-                body: bytes::Bytes::from(body),
-                body_sha256: String::new(),
-            },
-            pseudonymised: false,
-            body_hidden: false,
-            body_dropped: false,
-            answer_status: None,
+        let stored = |seq, snowplow: Option<&str>| match snowplow {
+            Some(query) => stored_request(
+                seq,
+                "default",
+                RequestKind::Snowplow,
+                SNOWPLOW_PATH,
+                Some(query),
+                body,
+            ),
+            None => {
+                stored_request(seq, "default", RequestKind::System, "/iterable/default", None, body)
+            }
         };
         let route = |batch: &Batch| {
             let row = &batch.events.rows[0];
@@ -422,27 +428,16 @@ mod tests {
 
     #[test]
     fn a_pseudonymised_request_needs_its_key() {
-        let mut stored = StoredRequest {
-            seq: 3,
-            request: crate::request::RawRequest {
-                received_at: Utc::now(),
-                source: "private".into(),
-                kind: crate::request::RequestKind::System,
-                method: "POST".into(),
-                path: "/iterable/private".into(),
-                query: None,
-                headers_json: "{}".into(),
-                remote_addr: None,
-                peer_addr: None,
-                content_type: None,
-                body: bytes::Bytes::new(),
-                body_sha256: String::new(),
-            },
-            pseudonymised: true,
-            body_hidden: false,
-            body_dropped: false,
-            answer_status: None,
-        };
+        let mut stored = stored_request(
+            3,
+            "private",
+            crate::request::RequestKind::System,
+            "/iterable/private",
+            None,
+            "",
+        );
+        stored.request.content_type = None;
+        stored.pseudonymised = true;
         let err = Batch::build(0, std::slice::from_ref(&stored), &HashMap::new()).unwrap_err();
         assert_eq!(err.seq, 3);
         stored.body_dropped = true;
