@@ -23,7 +23,7 @@ use crate::jetstream::log::StreamLog;
 use crate::receiver::connection_limit::LimitedListener;
 use crate::receiver::{self, AppState, RequestLog};
 use crate::sinks;
-use crate::spool::{Spool, WriterHandle};
+use crate::spool::{self, Spool, WriterHandle};
 use crate::tls::TlsFiles;
 
 /// What a process does.
@@ -173,6 +173,12 @@ impl App {
             RequestLog::Sqlite(spool) => {
                 sinks::start(&state.config, spool, &state.metrics, &stop_sinks, &sink_tasks)
                     .context("failed to start the sinks")?;
+                // Stopped with the sinks: it holds a handle to the writer, as they do.
+                sink_tasks.spawn(spool::run_retention(
+                    spool.clone(),
+                    state.config.store.retention,
+                    stop_sinks.clone(),
+                ));
             }
             RequestLog::JetStream(log) if role.loads() => {
                 let started = loader::start(

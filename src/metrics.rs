@@ -46,10 +46,22 @@ const JOURNEY_ANSWER_SECONDS: &str = "hookhouse_journey_answer_seconds";
 const OAUTH_TOKENS_ISSUED: &str = "hookhouse_oauth_tokens_issued";
 /// Free bytes on the store's filesystem as the disk guard last read them.
 const STORE_FREE_DISK: &str = "hookhouse_store_free_disk_bytes";
+/// `hookhouse.db` and its WAL on disk, and the free pages inside it.
+const STORE_SIZE: &str = "hookhouse_store_size_bytes";
+const STORE_FREE_PAGES: &str = "hookhouse_store_free_pages_bytes";
+/// The `received_at` of each table's oldest row (Unix seconds).
+const STORE_OLDEST_ROW: &str = "hookhouse_store_oldest_row_timestamp_seconds";
+/// Rows (and bodies) retention removed, by table.
+const RETENTION_REMOVED: &str = "hookhouse_retention_removed";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,6 +130,16 @@ pub struct Metrics {
     answer_seconds: Histogram,
     tokens_issued: Family<SourceLabel, Counter>,
     free_disk: Gauge,
+    store: StoreGauges,
+}
+
+/// What the store holds, as the pruner last read it.
+#[derive(Debug, Clone, Default)]
+struct StoreGauges {
+    size: Gauge,
+    free_pages: Gauge,
+    oldest: Family<TableLabel, Gauge>,
+    removed: Family<TableLabel, Counter>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -221,9 +243,27 @@ impl Metrics {
             "Free bytes on the store's filesystem (below store.min_free_disk_mb requests get 503)",
             free_disk.clone(),
         );
+        let store = StoreGauges::default();
+        registry.register(STORE_SIZE, "Bytes of hookhouse.db and its WAL on disk", store.size.clone());
+        registry.register(
+            STORE_FREE_PAGES,
+            "Bytes of free pages inside hookhouse.db, reused by new rows or given back by retention",
+            store.free_pages.clone(),
+        );
+        registry.register(
+            STORE_OLDEST_ROW,
+            "When the oldest row of each table was received (Unix seconds; raw_bodies: the oldest kept body)",
+            store.oldest.clone(),
+        );
+        registry.register(
+            RETENTION_REMOVED,
+            "Rows removed by [retention] since start, by table (raw_bodies: bodies emptied)",
+            store.removed.clone(),
+        );
         Metrics {
             registry,
             free_disk,
+            store,
             refused,
             unstored,
             by_source,
@@ -245,6 +285,34 @@ impl Metrics {
     /// The free disk space the store's guard last read.
     pub fn free_disk(&self, bytes: u64) {
         self.free_disk.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// The store's size, its oldest rows, and what retention removed (totals since start).
+    pub fn store_usage(
+        &self,
+        usage: Option<&crate::spool::StoreUsage>,
+        removed: &std::collections::BTreeMap<&'static str, u64>,
+    ) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        if let Some(usage) = usage {
+            self.store.size.set(gauge(usage.file_bytes));
+            self.store.free_pages.set(gauge(usage.free_bytes));
+            for (table, oldest) in &usage.oldest {
+                let label = TableLabel { table };
+                match oldest.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+                    Some(time) => {
+                        self.store.oldest.get_or_create(&label).set(time.timestamp());
+                    }
+                    None => {
+                        self.store.oldest.remove(&label);
+                    }
+                }
+            }
+        }
+        for (table, total) in removed {
+            let counter = self.store.removed.get_or_create(&TableLabel { table });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// An access token issued by `source`'s token endpoint.

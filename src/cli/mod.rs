@@ -1,6 +1,7 @@
 //! The command line: subcommands and their flags, and what each prints for a person.
 
 mod backup;
+mod prune;
 mod check_config;
 mod replay;
 mod secret;
@@ -48,6 +49,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Copy the store to a file while `serve` runs: a consistent, checked snapshot.
     Backup(backup::BackupArgs),
+    /// Apply `[retention]` now (`serve` does every minute), or with --dry-run say what would
+    /// be removed.
+    Prune(prune::PruneArgs),
     /// Make, list or revoke Stitch-style secret URLs (`/hooks/{secret}`).
     Secret(secret::SecretArgs),
     /// Send realistic Iterable traffic to a receiver and report what it acknowledged; exit 1
@@ -64,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(args) => secret::secret(&args).await,
         Command::Status(args) => status::status(&args).await,
         Command::Backup(args) => backup::run(&args),
+        Command::Prune(args) => prune::run(&args),
         Command::Replay(args) => replay::run(args).await,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;

@@ -49,6 +49,7 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let (requests, events, failed, last_seq) =
         (totals.requests, totals.events, totals.failed_events, totals.last_seq);
     let lags = reader.lags(chrono::Utc::now())?;
+    let usage = reader.usage()?;
 
     if args.json {
         let report = json!({
@@ -57,6 +58,10 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "last_seq": last_seq,
             "events": events,
             "failed_events": failed,
+            "size_bytes": usage.file_bytes,
+            "free_pages_bytes": usage.free_bytes,
+            "returns_space": usage.returns_space,
+            "oldest": usage.oldest,
             "sinks": lags,
             "lake": lake.as_ref().map(|(url, files, bytes)| json!({
                 "url": url, "files": files, "bytes": bytes,
@@ -68,6 +73,18 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
 
     println!("store  {}", db.display());
     println!("  {requests} requests (last seq {last_seq}), {events} events, {failed} failed rows");
+    println!(
+        "  {:.1} MB on disk ({:.1} MB of it free pages{})",
+        usage.file_bytes as f64 / 1e6,
+        usage.free_bytes as f64 / 1e6,
+        if usage.returns_space { ", given back by retention" } else { ", reused by new rows" }
+    );
+    let oldest: Vec<String> = usage
+        .oldest
+        .iter()
+        .map(|(table, at)| format!("{table} {}", at.as_deref().unwrap_or("(none)")))
+        .collect();
+    println!("  oldest: {}", oldest.join(", "));
     if lags.is_empty() {
         println!("  no sink has run yet");
     }

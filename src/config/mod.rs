@@ -11,6 +11,7 @@ use std::time::Duration;
 mod admin;
 mod file_modes;
 mod journeys;
+mod retention;
 mod secret;
 mod sinks;
 mod source;
@@ -25,6 +26,7 @@ pub use sinks::{
     LakeLocation, ParquetConfig, PostgresConfig, RawParquet, RawPostgres, RawS3, RawSinks,
     RawSqliteCopy, S3Config, SinksConfig,
 };
+pub use retention::{RawDays, RawRetention, Retention};
 pub use source::{RawPseudonymise, RawSource, SourceAuth};
 use source::{resolve_allow, resolve_auth, resolve_pseudonymise};
 pub use spool::{JetStreamConfig, NatsAuth, RawJetStream, RawSpool, SpoolConfig};
@@ -48,6 +50,7 @@ pub struct RawConfig {
     pub sinks: RawSinks,
     pub spool: RawSpool,
     pub admin: RawAdmin,
+    pub retention: RawRetention,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +243,8 @@ pub struct StoreConfig {
     pub answer_index: bool,
     /// Free bytes below which requests are refused (`store.min_free_disk_mb`); 0: no guard.
     pub min_free_disk: u64,
+    /// How long each table's rows are kept (`[retention]`).
+    pub retention: Retention,
 }
 
 impl StoreConfig {
@@ -454,6 +459,7 @@ impl Config {
         }
 
         let spool = spool::resolve(&raw.spool, &mut problems);
+        let retention = retention::resolve(&raw.retention, &mut problems);
         let sinks = sinks::resolve(&raw.sinks, spool.jetstream().is_some(), &mut problems);
         if sinks.sqlite_copy.is_some() && spool.jetstream().is_none() {
             problems.push(
@@ -512,6 +518,7 @@ impl Config {
                 person_index: admin.is_some(),
                 answer_index: answers,
                 min_free_disk: raw.store.min_free_disk_mb.saturating_mul(1024 * 1024),
+                retention,
             },
             sources,
             sinks,

@@ -1,4 +1,4 @@
-//! Work on a store outside the request stream (`hookhouse replay`): selecting stored requests
+//! Work on a store outside the request stream (`hookhouse replay`, `hookhouse prune`): selecting stored requests
 //! and writing in short transactions on a connection of its own, safe while `serve` runs.
 
 use std::path::Path;
@@ -7,8 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 
-use super::reader::{REQUEST_COLUMNS, stored_request};
+use super::reader::{PlannedRemoval, REQUEST_COLUMNS, stored_request};
+use super::retention::{self, Target};
 use super::{SpoolError, cursors};
+use crate::config::Retention;
 use crate::request::{StoredRequest, format_time};
 
 /// Which stored requests to select.
@@ -112,4 +114,45 @@ impl Maintenance {
 /// voids acknowledgements of batches read before: they load again.
 pub fn rewind_sinks(conn: &Connection, seq: i64, except: &str) -> rusqlite::Result<()> {
     cursors::rewind_all(conn, seq, except)
+}
+
+impl Maintenance {
+    /// Applies `[retention]` now, as `serve`'s pruner does, in short transactions of this
+    /// connection (each waits for `serve`'s writer when it holds the lock); `progress` hears
+    /// each target's running total. Returns what went, then gives freed pages back.
+    pub fn prune(
+        &mut self,
+        settings: &Retention,
+        now: DateTime<Utc>,
+        mut progress: impl FnMut(&PlannedRemoval),
+    ) -> Result<(Vec<PlannedRemoval>, u64), SpoolError> {
+        let mut done = Vec::new();
+        for target in Target::ALL {
+            let Some(cutoff) = target.cutoff(settings, now) else { continue };
+            let mut removal =
+                PlannedRemoval { target: target.name(), cutoff: cutoff.clone(), rows: 0, bytes: 0 };
+            let mut after = retention::start(&self.conn, target)?;
+            loop {
+                let step =
+                    self.write(|conn| retention::step(conn, target, &cutoff, after, 1024, true))?;
+                removal.rows += step.removed;
+                removal.bytes += step.bytes;
+                progress(&removal);
+                if step.done {
+                    break;
+                }
+                after = step.after;
+            }
+            done.push(removal);
+        }
+        let mut pages = 0;
+        loop {
+            let given = self.write(|conn| retention::vacuum(conn, 1024))?;
+            pages += given;
+            if given < 1024 {
+                break;
+            }
+        }
+        Ok((done, pages))
+    }
 }

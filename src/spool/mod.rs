@@ -36,14 +36,18 @@ mod disk_guard;
 mod files;
 pub mod inspect;
 mod maintenance;
+mod pruner;
 mod reader;
+pub mod retention;
 mod schema;
 pub mod secret_urls;
 mod writer;
 
 pub use cursors::{Cursor, Lag};
 pub use maintenance::{Maintenance, Selection, rewind_sinks};
-pub use reader::SpoolReader;
+pub use pruner::{PassReport, run as run_retention};
+pub use reader::{PlannedRemoval, SpoolReader};
+pub use retention::StoreUsage;
 pub use schema::MigrationError;
 pub use writer::WriterHandle;
 
@@ -163,6 +167,9 @@ struct Shared {
     free_disk: AtomicU64,
     /// True while free space is below `min_free_disk`: new requests are refused.
     low_disk: AtomicBool,
+    /// The store's size and oldest rows as the pruner last read them, and what it removed.
+    usage: Mutex<Option<StoreUsage>>,
+    pruned: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Spool {
@@ -183,6 +190,8 @@ impl Spool {
             min_free_disk: config.min_free_disk,
             free_disk: AtomicU64::new(0),
             low_disk: AtomicBool::new(false),
+            usage: Mutex::new(None),
+            pruned: Mutex::new(std::collections::BTreeMap::new()),
         });
         disk_guard::start(&config.data_dir, &shared)?;
         let (queue, handle) = writer::start(config, Arc::clone(&shared))?;

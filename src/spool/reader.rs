@@ -9,6 +9,8 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use super::SpoolError;
 use super::cursors::{self, Cursor, Lag};
+use super::retention::{self, StoreUsage, Target};
+use crate::config::Retention;
 use crate::request::{RawRequest, RequestKind, StoredRequest};
 
 /// The columns [`stored_request`] reads, in its order.
@@ -20,6 +22,17 @@ pub(super) const REQUEST_COLUMNS: &str = "seq, received_at, source, kind, journe
 #[derive(Debug)]
 pub struct SpoolReader {
     conn: Connection,
+}
+
+/// What a retention pass would remove of one target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlannedRemoval {
+    pub target: &'static str,
+    /// Rows received before this go (once every sink has loaded them, for requests).
+    pub cutoff: String,
+    pub rows: u64,
+    /// Bytes of bodies, for `raw_bodies`.
+    pub bytes: u64,
 }
 
 /// What the store holds, for `hookhouse status`.
@@ -130,6 +143,43 @@ impl SpoolReader {
             lags.extend(cursors::lag(&self.conn, &sink, now)?);
         }
         Ok(lags)
+    }
+
+    /// The store's size and the age of its oldest rows.
+    pub fn usage(&self) -> Result<StoreUsage, SpoolError> {
+        let path = Path::new(self.conn.path().unwrap_or_default());
+        Ok(retention::usage(&self.conn, path)?)
+    }
+
+    /// What a retention pass would remove now, by target, without removing it
+    /// (`hookhouse prune --dry-run`): the pruner's own steps, counted instead of applied.
+    pub fn prune_plan(
+        &self,
+        settings: &Retention,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PlannedRemoval>, SpoolError> {
+        let mut plan = Vec::new();
+        for target in Target::ALL {
+            let Some(cutoff) = target.cutoff(settings, now) else { continue };
+            let mut planned = PlannedRemoval { target: target.name(), cutoff: cutoff.clone(), rows: 0, bytes: 0 };
+            let mut after = retention::start(&self.conn, target)?;
+            loop {
+                let step = retention::step(&self.conn, target, &cutoff, after, 4096, false)?;
+                planned.rows += step.removed;
+                planned.bytes += step.bytes;
+                if step.done {
+                    break;
+                }
+                after = step.after;
+            }
+            plan.push(planned);
+        }
+        Ok(plan)
+    }
+
+    /// The sink with the lowest cursor, which holds back the pruning of requests.
+    pub fn slowest_sink(&self) -> Result<Option<(String, i64)>, SpoolError> {
+        Ok(retention::slowest_sink(&self.conn)?)
     }
 
     pub fn totals(&self) -> Result<Totals, SpoolError> {

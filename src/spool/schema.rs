@@ -182,6 +182,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE raw_requests ADD COLUMN answer_status INTEGER;
     ALTER TABLE journey_calls ADD COLUMN answer_status INTEGER;
     "#,
+    // 10: retention. Bodies are emptied in `seq` order and their rows stay, so the pruner keeps
+    // how far it got, rather than reading every emptied row again at each pass.
+    r#"
+    CREATE TABLE retention_marks (
+        target TEXT    PRIMARY KEY,   -- raw_bodies
+        after  INTEGER NOT NULL       -- every loaded request up to here has been looked at
+    );
+    "#,
 ];
 
 /// Makes or drops the index of events by email and by user id (newest `raw_seq` first per
@@ -294,6 +302,12 @@ pub enum MigrationError {
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let current = usize::try_from(found).unwrap_or(usize::MAX);
+    if current == 0 {
+        // Only possible before the first table: pages freed by retention are then given back
+        // to the file system (`PRAGMA incremental_vacuum`), not only reused. A store made
+        // before keeps reusing them (docs/operating.md, "Retention").
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     if current > MIGRATIONS.len() {
         return Err(MigrationError::TooNew { found, known: MIGRATIONS.len() });
     }
