@@ -244,7 +244,11 @@ impl Metrics {
             free_disk.clone(),
         );
         let store = StoreGauges::default();
-        registry.register(STORE_SIZE, "Bytes of hookhouse.db and its WAL on disk", store.size.clone());
+        registry.register(
+            STORE_SIZE,
+            "Bytes of hookhouse.db and its WAL on disk",
+            store.size.clone(),
+        );
         registry.register(
             STORE_FREE_PAGES,
             "Bytes of free pages inside hookhouse.db, reused by new rows or given back by retention",

@@ -1,8 +1,8 @@
 //! The command line: subcommands and their flags, and what each prints for a person.
 
 mod backup;
-mod prune;
 mod check_config;
+mod prune;
 mod replay;
 mod secret;
 mod serve;

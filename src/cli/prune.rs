@@ -70,11 +70,9 @@ pub(super) fn run(args: &PruneArgs) -> anyhow::Result<ExitCode> {
 
 fn describe(removal: &PlannedRemoval) -> String {
     let what = match removal.target {
-        "raw_bodies" => format!(
-            "{} request bodies ({:.1} MB)",
-            removal.rows,
-            removal.bytes as f64 / 1e6
-        ),
+        "raw_bodies" => {
+            format!("{} request bodies ({:.1} MB)", removal.rows, removal.bytes as f64 / 1e6)
+        }
         "raw_requests" => format!("{} requests", removal.rows),
         table => format!("{} rows of {table}", removal.rows),
     };

@@ -22,11 +22,11 @@ pub use file_modes::open_to_others;
 use ipnet::IpNet;
 use journeys::resolve_journeys;
 pub use journeys::{AnswerKind, JourneyAnswer, OAuthClient, RawClient, RawJourney};
+pub use retention::{RawDays, RawRetention, Retention};
 pub use sinks::{
     LakeLocation, ParquetConfig, PostgresConfig, RawParquet, RawPostgres, RawS3, RawSinks,
     RawSqliteCopy, S3Config, SinksConfig,
 };
-pub use retention::{RawDays, RawRetention, Retention};
 pub use source::{RawPseudonymise, RawSource, SourceAuth};
 use source::{resolve_allow, resolve_auth, resolve_pseudonymise};
 pub use spool::{JetStreamConfig, NatsAuth, RawJetStream, RawSpool, SpoolConfig};

@@ -58,6 +58,7 @@ impl Retention {
 }
 
 pub(super) fn resolve(raw: &RawRetention, problems: &mut Vec<String>) -> Retention {
+    let before = problems.len();
     let mut days = |key: &str, value: &RawDays| -> Option<u32> {
         match value {
             RawDays::Days(n) if (1..=36_500).contains(n) => u32::try_from(*n).ok(),
@@ -87,7 +88,7 @@ pub(super) fn resolve(raw: &RawRetention, problems: &mut Vec<String>) -> Retenti
     // that cannot be honoured, so it is refused rather than silently shortened.
     let bodies = retention.raw_bodies_days.unwrap_or(u32::MAX);
     let rows = retention.raw_requests_days.unwrap_or(u32::MAX);
-    if bodies > rows {
+    if bodies > rows && problems.len() == before {
         problems.push(format!(
             "`retention.raw_bodies_days` ({}) is longer than `retention.raw_requests_days` ({}): \
              a body goes with its row, so keep rows at least as long as bodies",
@@ -107,7 +108,12 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> (Retention, Vec<String>) {
-        let raw: RawRetention = toml::from_str(text).unwrap();
+        use figment::providers::{Format as _, Serialized, Toml};
+        let raw: RawRetention =
+            figment::Figment::from(Serialized::defaults(RawRetention::default()))
+                .merge(Toml::string(text))
+                .extract()
+                .unwrap();
         let mut problems = Vec::new();
         (resolve(&raw, &mut problems), problems)
     }
@@ -129,8 +135,9 @@ mod tests {
 
     #[test]
     fn forever_keeps_and_nonsense_is_refused_with_what_to_write() {
-        let (retention, problems) =
-            parse("raw_bodies_days = \"forever\"\nraw_requests_days = \"forever\"\nevents_days = 400");
+        let (retention, problems) = parse(
+            "raw_bodies_days = \"forever\"\nraw_requests_days = \"forever\"\nevents_days = 400",
+        );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(retention.raw_bodies_days, None);
         assert_eq!(retention.events_days, Some(400));

@@ -161,7 +161,8 @@ impl SpoolReader {
         let mut plan = Vec::new();
         for target in Target::ALL {
             let Some(cutoff) = target.cutoff(settings, now) else { continue };
-            let mut planned = PlannedRemoval { target: target.name(), cutoff: cutoff.clone(), rows: 0, bytes: 0 };
+            let mut planned =
+                PlannedRemoval { target: target.name(), cutoff: cutoff.clone(), rows: 0, bytes: 0 };
             let mut after = retention::start(&self.conn, target)?;
             loop {
                 let step = retention::step(&self.conn, target, &cutoff, after, 4096, false)?;

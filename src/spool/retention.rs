@@ -192,9 +192,11 @@ pub(super) fn step(
 ) -> rusqlite::Result<Step> {
     let loaded = loaded(conn)?;
     let mut window = conn.prepare_cached(target.window_sql())?;
-    let mut rows = window.query(rusqlite::named_params! {
-        ":cutoff": cutoff, ":after": after, ":loaded": loaded, ":limit": limit as i64,
-    })?;
+    let limit_value = limit as i64;
+    let values: [(&str, &dyn rusqlite::ToSql); 4] =
+        [(":cutoff", &cutoff), (":after", &after), (":loaded", &loaded), (":limit", &limit_value)];
+    let params = used(&window, values);
+    let mut rows = window.query(params.as_slice())?;
     let (mut upto, mut seen, mut young) = (after, 0, false);
     while let Some(row) = rows.next()? {
         seen += 1;
@@ -291,7 +293,10 @@ fn remove(
 /// Bodies the bodies' mark passed while a failure kept them: once the failure is gone they
 /// are removed as their neighbours were (the mark does not come back for them). Their rows
 /// need nothing: the rows' pass starts from the oldest every time.
-fn free_requests_behind_the_mark(conn: &Connection, freed: Vec<(i64, bool)>) -> rusqlite::Result<()> {
+fn free_requests_behind_the_mark(
+    conn: &Connection,
+    freed: Vec<(i64, bool)>,
+) -> rusqlite::Result<()> {
     let mark = start(conn, Target::Bodies)?;
     let mut drop_body = conn.prepare_cached(
         "UPDATE raw_requests SET body = x'', body_dropped = 1, \
@@ -313,9 +318,15 @@ fn bound<'a>(
     cutoff: &'a &'a str,
     after: &'a i64,
     upto: &'a i64,
-) -> Vec<(&'static str, &'a dyn rusqlite::ToSql)> {
-    let values: [(&'static str, &'a dyn rusqlite::ToSql); 3] =
-        [(":cutoff", cutoff), (":after", after), (":upto", upto)];
+) -> Vec<(&'a str, &'a dyn rusqlite::ToSql)> {
+    used(statement, [(":cutoff", cutoff), (":after", after), (":upto", upto)])
+}
+
+/// Of `values`, those `statement` names (binding a name it lacks is an error).
+fn used<'a, const N: usize>(
+    statement: &rusqlite::Statement<'_>,
+    values: [(&'a str, &'a dyn rusqlite::ToSql); N],
+) -> Vec<(&'a str, &'a dyn rusqlite::ToSql)> {
     values
         .into_iter()
         .filter(|(name, _)| statement.parameter_index(name).ok().flatten().is_some())
@@ -379,15 +390,238 @@ pub(super) fn usage(conn: &Connection, db_path: &std::path::Path) -> rusqlite::R
              ORDER BY seq LIMIT 1",
         ),
         ("events", "SELECT received_at FROM events WHERE ?1 = ?1 ORDER BY raw_seq LIMIT 1"),
-        ("journey_calls", "SELECT received_at FROM journey_calls WHERE ?1 = ?1 ORDER BY seq LIMIT 1"),
-        ("failed_events", "SELECT received_at FROM failed_events WHERE ?1 = ?1 ORDER BY id LIMIT 1"),
+        (
+            "journey_calls",
+            "SELECT received_at FROM journey_calls WHERE ?1 = ?1 ORDER BY seq LIMIT 1",
+        ),
+        (
+            "failed_events",
+            "SELECT received_at FROM failed_events WHERE ?1 = ?1 ORDER BY id LIMIT 1",
+        ),
     ] {
         oldest.insert(name, oldest_of(sql)?);
     }
-    Ok(StoreUsage {
-        file_bytes: size("") + size("-wal"),
-        free_bytes,
-        returns_space,
-        oldest,
-    })
+    Ok(StoreUsage { file_bytes: size("") + size("-wal"), free_bytes, returns_space, oldest })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::schema;
+
+    const NOW: &str = "2026-12-03T12:00:00Z";
+
+    fn now() -> DateTime<Utc> {
+        NOW.parse().unwrap()
+    }
+
+    /// A store with one request (and one event, one journey call) per age in days, oldest
+    /// first, as `serve` appends them.
+    fn store(ages: &[i64]) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        for age in ages {
+            let at = format_time(&(now() - chrono::Duration::days(*age)));
+            conn.execute(
+                "INSERT INTO raw_requests (received_at, source, method, path, headers, body, \
+                 body_sha256) VALUES (?1, 'default', 'POST', '/', '{}', x'7b7d7b7d', 'digest')",
+                [&at],
+            )
+            .unwrap();
+            let seq = conn.last_insert_rowid();
+            conn.execute(
+                "INSERT INTO events (event_id, raw_seq, source, event_name, received_at, data, \
+                 family) VALUES (?1, ?2, 'default', 'emailSend', ?3, '{}', 'email')",
+                params![format!("e{seq}"), seq, at],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO journey_calls (seq, received_at, source, journey, method, data) \
+                 VALUES (?1, ?2, 'default', 'j', 'POST', '{}')",
+                params![seq, at],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn cursor(conn: &Connection, sink: &str, position: i64) {
+        conn.execute(
+            "INSERT INTO sink_cursors (sink, position) VALUES (?1, ?2) \
+             ON CONFLICT (sink) DO UPDATE SET position = excluded.position",
+            params![sink, position],
+        )
+        .unwrap();
+    }
+
+    fn failure(conn: &Connection, seq: i64, age: i64, sink: Option<&str>) {
+        let at = format_time(&(now() - chrono::Duration::days(age)));
+        conn.execute(
+            "INSERT INTO failed_events (raw_seq, received_at, stage, reason, body, sink) \
+             VALUES (?1, ?2, 'decode', 'unreadable', x'00', ?3)",
+            params![seq, at, sink],
+        )
+        .unwrap();
+    }
+
+    /// Runs whole passes of every target as the pruner does, with a small window so that
+    /// they take several steps; what each target removed.
+    fn prune(conn: &Connection, settings: &Retention, apply: bool) -> BTreeMap<&'static str, u64> {
+        let mut removed = BTreeMap::new();
+        for target in Target::ALL {
+            let Some(cutoff) = target.cutoff(settings, now()) else { continue };
+            let mut after = start(conn, target).unwrap();
+            loop {
+                let step = step(conn, target, &cutoff, after, 2, apply).unwrap();
+                *removed.entry(target.name()).or_default() += step.removed;
+                if step.done {
+                    break;
+                }
+                after = step.after;
+            }
+        }
+        removed
+    }
+
+    fn seqs(conn: &Connection, sql: &str) -> Vec<i64> {
+        let mut statement = conn.prepare(sql).unwrap();
+        statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    fn with_bodies(conn: &Connection) -> Vec<i64> {
+        seqs(conn, "SELECT seq FROM raw_requests WHERE body_dropped = 0 AND length(body) > 0")
+    }
+
+    const DEFAULTS: Retention = Retention {
+        raw_bodies_days: Some(30),
+        raw_requests_days: Some(90),
+        failed_events_days: Some(365),
+        events_days: None,
+    };
+
+    #[test]
+    fn removes_exactly_what_the_settings_say_once_every_sink_has_loaded_it() {
+        // seq 1..=7, received 400, 100, 91, 89, 31, 29 and 1 days ago.
+        let conn = store(&[400, 100, 91, 89, 31, 29, 1]);
+        cursor(&conn, "sqlite", 7);
+        cursor(&conn, "postgres", 7);
+        let plan = prune(&conn, &DEFAULTS, false);
+        assert_eq!(plan["raw_requests"], 3);
+        assert_eq!(plan["raw_bodies"], 5, "counted before any row goes: 1..=5");
+        assert_eq!(with_bodies(&conn).len(), 7, "a dry run changes nothing");
+
+        let removed = prune(&conn, &DEFAULTS, true);
+        assert_eq!(removed["raw_bodies"], 5);
+        assert_eq!(removed["raw_requests"], 3);
+        assert_eq!(seqs(&conn, "SELECT seq FROM raw_requests"), [4, 5, 6, 7]);
+        assert_eq!(with_bodies(&conn), [6, 7], "bodies over 30 days gone, rows and digests kept");
+        let digests = seqs(&conn, "SELECT count(*) FROM raw_requests WHERE body_sha256 = 'digest'");
+        assert_eq!(digests, [4]);
+        assert_eq!(seqs(&conn, "SELECT count(*) FROM events"), [7], "events are kept by default");
+        assert_eq!(prune(&conn, &DEFAULTS, true).values().sum::<u64>(), 0, "a second pass: none");
+    }
+
+    #[test]
+    fn keeps_what_a_sink_has_not_loaded() {
+        let conn = store(&[400, 300, 200, 100]);
+        cursor(&conn, "sqlite", 4);
+        cursor(&conn, "postgres", 1);
+        prune(&conn, &DEFAULTS, true);
+        assert_eq!(seqs(&conn, "SELECT seq FROM raw_requests"), [2, 3, 4]);
+        assert_eq!(with_bodies(&conn), [2, 3, 4]);
+        cursor(&conn, "postgres", 3);
+        prune(&conn, &DEFAULTS, true);
+        assert_eq!(seqs(&conn, "SELECT seq FROM raw_requests"), [4]);
+        assert_eq!(with_bodies(&conn), [4]);
+        let conn = store(&[400]);
+        prune(&conn, &DEFAULTS, true);
+        assert_eq!(seqs(&conn, "SELECT seq FROM raw_requests"), [1], "no sink: nothing loaded");
+    }
+
+    #[test]
+    fn a_request_the_normaliser_failed_stays_for_replay_as_long_as_its_failure() {
+        let conn = store(&[400, 200, 100]);
+        cursor(&conn, "sqlite", 3);
+        failure(&conn, 2, 200, None);
+        failure(&conn, 3, 100, Some("postgres")); // a warehouse's refusal: replay does not need it
+        prune(&conn, &DEFAULTS, true);
+        assert_eq!(seqs(&conn, "SELECT seq FROM raw_requests"), [2]);
+        assert_eq!(with_bodies(&conn), [2]);
+        assert_eq!(seqs(&conn, "SELECT raw_seq FROM failed_events"), [2, 3]);
+
+        // Once failures are kept for less than its age, the failure and then its request go.
+        let shorter =
+            Retention { failed_events_days: Some(150), raw_requests_days: Some(365), ..DEFAULTS };
+        prune(&conn, &shorter, true);
+        assert_eq!(seqs(&conn, "SELECT raw_seq FROM failed_events"), [3], "100 days old");
+        assert_eq!(seqs(&conn, "SELECT seq FROM raw_requests"), [2], "rows are kept 365 days now");
+        assert!(with_bodies(&conn).is_empty(), "its body went with its failure, behind the mark");
+    }
+
+    #[test]
+    fn events_and_journey_calls_go_only_when_events_days_is_set() {
+        let conn = store(&[400, 200, 10]);
+        cursor(&conn, "sqlite", 3);
+        let settings = Retention { events_days: Some(300), ..DEFAULTS };
+        let removed = prune(&conn, &settings, true);
+        assert_eq!((removed["events"], removed["journey_calls"]), (1, 1));
+        assert_eq!(seqs(&conn, "SELECT raw_seq FROM events"), [2, 3]);
+        assert_eq!(seqs(&conn, "SELECT seq FROM journey_calls"), [2, 3]);
+    }
+
+    #[test]
+    fn a_window_never_goes_past_a_young_row() {
+        // Commit order is not quite arrival order: seq 3 arrived before seq 2.
+        let conn = store(&[100, 10, 100]);
+        cursor(&conn, "sqlite", 3);
+        prune(&conn, &DEFAULTS, true);
+        assert_eq!(seqs(&conn, "SELECT seq FROM raw_requests"), [2, 3]);
+        assert_eq!(with_bodies(&conn), [2, 3], "kept a while longer, never removed too young");
+    }
+
+    #[test]
+    fn the_bodies_mark_spares_the_next_pass_the_emptied_rows() {
+        let conn = store(&[60, 50, 40, 5]);
+        cursor(&conn, "sqlite", 4);
+        prune(&conn, &DEFAULTS, true);
+        assert_eq!(start(&conn, Target::Bodies).unwrap(), 3);
+        let cutoff = Target::Bodies.cutoff(&DEFAULTS, now()).unwrap();
+        let step = step(&conn, Target::Bodies, &cutoff, 3, 100, true).unwrap();
+        assert_eq!(step, Step { removed: 0, bytes: 0, after: 3, done: true });
+    }
+
+    #[test]
+    fn a_new_store_gives_freed_pages_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("hookhouse.db")).unwrap();
+        schema::prepare_new(&conn).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0)).unwrap();
+        assert_eq!(mode, 2, "incremental");
+        let body = vec![7u8; 64 * 1024];
+        for _ in 0..50 {
+            conn.execute(
+                "INSERT INTO raw_requests (received_at, source, method, path, headers, body, \
+                 body_sha256) VALUES ('2020-01-01T00:00:00Z', 'd', 'POST', '/', '{}', ?1, 'x')",
+                [&body],
+            )
+            .unwrap();
+        }
+        cursor(&conn, "sqlite", 50);
+        let size = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA page_count", [], |row| row.get(0)).unwrap()
+        };
+        let before = size(&conn);
+        prune(&conn, &DEFAULTS, true);
+        let mut given = 0;
+        while let n @ 1.. = vacuum(&conn, 64).unwrap() {
+            given += n;
+        }
+        assert!(given > 700, "{given} pages given back");
+        assert!(size(&conn) < before / 4, "{} of {before} pages left", size(&conn));
+        let usage = usage(&conn, &dir.path().join("hookhouse.db")).unwrap();
+        assert!(usage.returns_space);
+        assert_eq!(usage.oldest["raw_requests"], None);
+    }
 }

@@ -298,16 +298,22 @@ pub enum MigrationError {
     Read(#[from] rusqlite::Error),
 }
 
+/// Sets up a database file that is still empty, before anything (even the switch to WAL)
+/// writes its first page: only then can auto-vacuum be chosen. Incremental: pages freed by
+/// retention are given back to the file system (`PRAGMA incremental_vacuum`), not only
+/// reused. A store made before keeps reusing them (docs/operating.md, "Retention").
+pub(crate) fn prepare_new(conn: &Connection) -> rusqlite::Result<()> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+    if pages == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
+    Ok(())
+}
+
 /// Brings the database up to the newest schema, one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let current = usize::try_from(found).unwrap_or(usize::MAX);
-    if current == 0 {
-        // Only possible before the first table: pages freed by retention are then given back
-        // to the file system (`PRAGMA incremental_vacuum`), not only reused. A store made
-        // before keeps reusing them (docs/operating.md, "Retention").
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-    }
     if current > MIGRATIONS.len() {
         return Err(MigrationError::TooNew { found, known: MIGRATIONS.len() });
     }

@@ -119,6 +119,7 @@ pub(super) fn start(
 
 fn open_connection(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
+    schema::prepare_new(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         // WAL is what lets readers (users' queries, sinks) run while the writer commits.
