@@ -53,6 +53,8 @@ const STORE_FREE_PAGES: &str = "hookhouse_store_free_pages_bytes";
 const STORE_OLDEST_ROW: &str = "hookhouse_store_oldest_row_timestamp_seconds";
 /// Rows (and bodies) retention removed, by table.
 const RETENTION_REMOVED: &str = "hookhouse_retention_removed";
+/// The longest a pruning step held the store's write lock (requests wait behind it).
+const RETENTION_LONGEST_STEP: &str = "hookhouse_retention_longest_step_seconds";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
@@ -140,6 +142,7 @@ struct StoreGauges {
     free_pages: Gauge,
     oldest: Family<TableLabel, Gauge>,
     removed: Family<TableLabel, Counter>,
+    longest_step: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -264,6 +267,11 @@ impl Metrics {
             "Rows removed by [retention] since start, by table (raw_bodies: bodies emptied)",
             store.removed.clone(),
         );
+        registry.register(
+            RETENTION_LONGEST_STEP,
+            "The longest a retention step held the store's write lock since start, in seconds",
+            store.longest_step.clone(),
+        );
         Metrics {
             registry,
             free_disk,
@@ -296,7 +304,9 @@ impl Metrics {
         &self,
         usage: Option<&crate::spool::StoreUsage>,
         removed: &std::collections::BTreeMap<&'static str, u64>,
+        longest_step: std::time::Duration,
     ) {
+        self.store.longest_step.set(longest_step.as_secs_f64());
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         if let Some(usage) = usage {
             self.store.size.set(gauge(usage.file_bytes));

@@ -320,7 +320,11 @@ pub(super) async fn head_not_stored() -> StatusCode {
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Some(spool) = state.log.spool() {
         state.metrics.free_disk(spool.free_disk_bytes());
-        state.metrics.store_usage(spool.usage().as_ref(), &spool.pruned());
+        state.metrics.store_usage(
+            spool.usage().as_ref(),
+            &spool.pruned(),
+            spool.longest_prune_step(),
+        );
     }
     match state.metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),

@@ -170,6 +170,8 @@ struct Shared {
     /// The store's size and oldest rows as the pruner last read them, and what it removed.
     usage: Mutex<Option<StoreUsage>>,
     pruned: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// The longest a pruning step has held the write lock since start, in microseconds.
+    longest_prune_step_us: AtomicU64,
 }
 
 impl Spool {
@@ -192,6 +194,7 @@ impl Spool {
             low_disk: AtomicBool::new(false),
             usage: Mutex::new(None),
             pruned: Mutex::new(std::collections::BTreeMap::new()),
+            longest_prune_step_us: AtomicU64::new(0),
         });
         disk_guard::start(&config.data_dir, &shared)?;
         let (queue, handle) = writer::start(config, Arc::clone(&shared))?;

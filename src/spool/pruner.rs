@@ -4,6 +4,7 @@
 //! most), then gives the freed pages back to the file system and records the store's size.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -84,6 +85,7 @@ impl Spool {
                 let (step, took) = self.prune_step(target, cutoff.clone(), after, *window).await?;
                 report.steps += 1;
                 report.longest_step = report.longest_step.max(took);
+                self.note_step(took);
                 *report.removed.entry(target.name()).or_default() += step.removed;
                 report.body_bytes += step.bytes;
                 self.count_pruned(target, step.removed);
@@ -100,6 +102,7 @@ impl Spool {
             let (pages, took) = self.vacuum_step().await?;
             report.pages_returned += pages;
             report.longest_step = report.longest_step.max(took);
+            self.note_step(took);
             if pages < VACUUM_PAGES || stop.is_cancelled() {
                 break;
             }
@@ -162,6 +165,16 @@ impl Spool {
     /// Rows removed by retention since start, by target.
     pub fn pruned(&self) -> BTreeMap<&'static str, u64> {
         self.shared.pruned.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The longest a pruning step has held the write lock since start.
+    pub fn longest_prune_step(&self) -> Duration {
+        Duration::from_micros(self.shared.longest_prune_step_us.load(Ordering::Relaxed))
+    }
+
+    fn note_step(&self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.shared.longest_prune_step_us.fetch_max(micros, Ordering::Relaxed);
     }
 
     fn count_pruned(&self, target: Target, removed: u64) {
