@@ -106,6 +106,13 @@ fn effective(config: &Config) -> Value {
             "max_batch": store.max_batch.get(),
             "busy_timeout_ms": store.busy_timeout.as_millis(),
             "keep_headers": store.keep_headers,
+            "min_free_disk_mb": store.min_free_disk / (1024 * 1024),
+        },
+        "retention": {
+            "raw_bodies_days": days(store.retention.raw_bodies_days),
+            "raw_requests_days": days(store.retention.raw_requests_days),
+            "failed_events_days": days(store.retention.failed_events_days),
+            "events_days": days(store.retention.events_days),
         },
         "sources": sources,
         "warnings": config.warnings,
@@ -147,4 +154,9 @@ fn effective(config: &Config) -> Value {
             }),
         },
     })
+}
+
+/// A retention age as the configuration writes it: days, or `"forever"`.
+fn days(days: Option<u32>) -> serde_json::Value {
+    days.map_or_else(|| json!("forever"), |days| json!(days))
 }
