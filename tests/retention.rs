@@ -3,10 +3,13 @@
 //! and keeping what a sink has not loaded; what `/metrics` and `status` then show.
 
 mod common;
+mod pg;
 
 use std::process::Command;
 
-use common::{email_open, spawn_app, spawn_app_in, stored_seq, wait_embedded_loaded};
+use common::{
+    email_open, spawn_app, spawn_app_in, spawn_app_with, stored_seq, wait_embedded_loaded,
+};
 use rusqlite::{Connection, params};
 
 fn hookhouse(args: &[&str], data_dir: &std::path::Path) -> (bool, String) {
@@ -121,6 +124,43 @@ async fn the_defaults_remove_what_every_sink_loaded_and_keep_the_rest() {
     ));
     assert_eq!(status["returns_space"], true, "a new store gives freed pages back");
     app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warehouse_that_is_down_holds_requests_back_until_it_has_loaded_them() {
+    let Some(url) = pg::database_url() else { return };
+    let warehouse = pg::Warehouse::new(&url, "retention").await;
+    // PostgreSQL unreachable: the sink's cursor is made at 0 and stays there.
+    let mut down = pg::Warehouse::offline_sink("postgres://postgres@127.0.0.1:1/test", "x");
+    down.schema = warehouse.schema.clone();
+    let app = spawn_app_with(|config| config.sinks.postgres = Some(down.clone())).await;
+    for n in 1..=4 {
+        stored_seq(app.post_webhook(&email_open(&format!("pg{n}"))).await).await;
+    }
+    wait_embedded_loaded(&app.db());
+    let db_path = app.db_path();
+    let data_dir = app.stop().await.unwrap();
+    let db = Connection::open(&db_path).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    for seq in 1..=4 {
+        age(&db, seq, 100);
+    }
+    let (ok, out) = hookhouse(&["prune"], data_dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("removed 0 requests"), "{out}");
+    assert!(out.contains("up to seq 0 (sink `postgres` is the furthest behind)"), "{out}");
+    assert_eq!(seqs(&db, BODIES), [1, 2, 3, 4]);
+
+    // PostgreSQL is back: once it has loaded them, they go.
+    let app = spawn_app_in(data_dir, |config| warehouse.configure(config, &url)).await;
+    pg::wait_caught_up(&db_path, std::time::Duration::from_secs(30)).await;
+    let (ok, out) = hookhouse(&["prune"], app.data_dir.path());
+    assert!(ok, "{out}");
+    assert!(seqs(&db, ROWS).is_empty(), "{out}");
+    assert_eq!(warehouse.count("events").await, 4, "the warehouse keeps its rows");
+    assert_eq!(seqs(&db, "SELECT count(*) FROM events"), [4]);
+    app.stop().await.unwrap();
+    warehouse.drop_schema().await;
 }
 
 #[tokio::test]
