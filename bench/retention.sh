@@ -6,7 +6,7 @@
 # alternating. Also reports how much the pruner removed during the round and its longest step
 # (the time it held the write lock), from its log line.
 #
-#   bench/retention.sh        # EVENTS=1000000 ROUNDS=2 DURATION=20s CONNS=50 WORK_ROOT=/var/tmp
+#   bench/retention.sh        # EVENTS=1000000 ROUNDS=3 DURATION=20s CONNS=50 WORK_ROOT=/var/tmp
 #
 # The store is filled by bench/inspector_fill.sql, its rows then moved 100 days back.
 set -euo pipefail
@@ -14,13 +14,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/lib.sh
 
 EVENTS=${EVENTS:-1000000}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-20s}
 CONNS=${CONNS:-50}
 WORK=$(mktemp -d "${WORK_ROOT:-/var/tmp}/hookhouse-retentionbench.XXXXXX")
 LOG_DIR=$WORK/logs
 mkdir -p "$LOG_DIR"
-CLEANUP_FILES+=("$WORK")
 
 ensure_tools
 build
@@ -47,7 +46,7 @@ printf '# the defaults: bodies 30 days, requests 90, failures 365\n' >"$WORK/pru
 RESULTS=$WORK/results
 # round VARIANT N: one wrk run against a fresh copy of the store.
 round() {
-  local variant=$1 n=$2 dir=$WORK/$1 line left removed longest
+  local variant=$1 n=$2 dir=$WORK/$1 line left emptied removed longest
   rm -rf "$dir" && mkdir -p "$dir"
   cp "$WORK/source/hookhouse.db" "$dir/"
   port=$(free_port)
@@ -58,13 +57,13 @@ round() {
   wait_ready hookhouse "$port"
   wrk_command "$CONNS" "$DURATION" bench/unique_body.lua "$port"
   line=$(run_wrk)
-  left=$(sql "SELECT count(*) FROM raw_requests WHERE seq <= $EVENTS")
+  read -r left emptied < <(sql "SELECT count(*), coalesce(sum(body_dropped), 0) FROM raw_requests WHERE seq <= $EVENTS" | tr '|' ' ')
   longest=$(curl -fsS "http://127.0.0.1:$port/metrics" |
     awk '/^hookhouse_retention_longest_step_seconds / { printf "%.2f", $2 * 1000 }')
   stop_server hookhouse
   removed=$((EVENTS - left))
-  echo "$variant $n $(bench_field "$line" rps) $(bench_field "$line" p99_ms) $(bench_field "$line" non2xx) $removed ${longest:--}" >>"$RESULTS"
-  log "$variant round $n: $(bench_field "$line" rps) req/s, p99 $(bench_field "$line" p99_ms) ms, $removed old requests removed"
+  echo "$variant $n $(bench_field "$line" rps) $(bench_field "$line" p99_ms) $(bench_field "$line" non2xx) $emptied $removed ${longest:--}" >>"$RESULTS"
+  log "$variant round $n: $(bench_field "$line" rps) req/s, p99 $(bench_field "$line" p99_ms) ms, $emptied bodies emptied, $removed requests removed"
 }
 
 for n in $(seq 1 "$ROUNDS"); do
@@ -74,9 +73,9 @@ done
 
 echo
 echo "## ${WRK_CMD[*]} (against each variant's port), EVENTS=$EVENTS"
-printf '%-6s %-5s %10s %8s %7s %12s %14s\n' variant round req/s p99_ms non2xx old_removed longest_step_ms
-while read -r variant n rps p99 non2xx removed longest; do
-  printf '%-6s %-5s %10s %8s %7s %12s %14s\n' "$variant" "$n" "$rps" "$p99" "$non2xx" "$removed" "$longest"
+printf '%-6s %-5s %10s %8s %7s %14s %14s %15s\n' variant round req/s p99_ms non2xx bodies_emptied rows_removed longest_step_ms
+while read -r variant n rps p99 non2xx emptied removed longest; do
+  printf '%-6s %-5s %10s %8s %7s %14s %14s %15s\n' "$variant" "$n" "$rps" "$p99" "$non2xx" "$emptied" "$removed" "$longest"
 done <"$RESULTS"
 python3 - "$RESULTS" <<'EOF'
 import sys, statistics
@@ -90,3 +89,4 @@ if bad:
 if ratio < 0.90:
     sys.exit(f"FAIL: ingest while pruning is {ratio:.3f} of ingest without (below 0.90)")
 EOF
+rm -rf "$WORK"

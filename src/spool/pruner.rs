@@ -19,7 +19,13 @@ use crate::config::Retention;
 const PASS_INTERVAL: Duration = Duration::from_secs(60);
 /// A step aims to hold the write lock this long at most; its window grows and shrinks to fit.
 const STEP_TARGET: Duration = Duration::from_millis(2);
-const WINDOW: (usize, usize, usize) = (16, 256, 4096);
+const WINDOW: (usize, usize, usize) = (16, 64, 1024);
+/// After a step, the pruner waits this many times as long as it took (at least
+/// [`STEP_PAUSE_MIN`]): pruning takes a tenth of the writer's time at most, whatever the
+/// backlog. That still empties about 10,000 bodies a second (BENCHMARKS.md), some thousand
+/// times what a million events a day needs.
+const STEP_PAUSE_FACTOR: u32 = 9;
+const STEP_PAUSE_MIN: Duration = Duration::from_millis(5);
 /// Pages given back per step (4 MiB with 4 KiB pages).
 const VACUUM_PAGES: u64 = 1024;
 
@@ -94,8 +100,7 @@ impl Spool {
                     break;
                 }
                 after = Some(step.after);
-                // At most a third of the writer's time goes to pruning, whatever the backlog.
-                tokio::time::sleep((took * 2).max(Duration::from_millis(1))).await;
+                tokio::time::sleep(pause(took)).await;
             }
         }
         loop {
@@ -106,7 +111,7 @@ impl Spool {
             if pages < VACUUM_PAGES || stop.is_cancelled() {
                 break;
             }
-            tokio::time::sleep((took * 2).max(Duration::from_millis(1))).await;
+            tokio::time::sleep(pause(took)).await;
         }
         Ok(report)
     }
@@ -183,6 +188,10 @@ impl Spool {
     }
 }
 
+fn pause(took: Duration) -> Duration {
+    (took * STEP_PAUSE_FACTOR).max(STEP_PAUSE_MIN)
+}
+
 /// Halves the window after a step over twice the target, doubles it after one under half.
 fn next_window(window: usize, took: Duration) -> usize {
     let (least, _, most) = WINDOW;
@@ -204,7 +213,7 @@ mod tests {
         assert_eq!(next_window(256, Duration::from_millis(10)), 128);
         assert_eq!(next_window(16, Duration::from_millis(10)), 16);
         assert_eq!(next_window(256, Duration::from_micros(200)), 512);
-        assert_eq!(next_window(4096, Duration::from_micros(200)), 4096);
+        assert_eq!(next_window(1024, Duration::from_micros(200)), 1024);
         assert_eq!(next_window(256, Duration::from_millis(2)), 256);
     }
 }
