@@ -18,13 +18,13 @@ use crate::config::Retention;
 /// How often a pass starts (the first at once).
 const PASS_INTERVAL: Duration = Duration::from_secs(60);
 /// A step aims to hold the write lock this long at most; its window grows and shrinks to fit.
-const STEP_TARGET: Duration = Duration::from_millis(2);
-const WINDOW: (usize, usize, usize) = (16, 64, 1024);
+const STEP_TARGET: Duration = Duration::from_millis(1);
+const WINDOW: (usize, usize, usize) = (16, 64, 512);
 /// After a step, the pruner waits this many times as long as it took (at least
-/// [`STEP_PAUSE_MIN`]): pruning takes a tenth of the writer's time at most, whatever the
-/// backlog. That still empties about 10,000 bodies a second (BENCHMARKS.md), some thousand
-/// times what a million events a day needs.
-const STEP_PAUSE_FACTOR: u32 = 9;
+/// [`STEP_PAUSE_MIN`]): pruning takes a twentieth of the writer's time at most, whatever the
+/// backlog (a tenth cost ingest 10% while emptying bodies, BENCHMARKS.md). That still empties
+/// thousands of bodies a second, hundreds of times what a million events a day needs.
+const STEP_PAUSE_FACTOR: u32 = 19;
 const STEP_PAUSE_MIN: Duration = Duration::from_millis(5);
 /// Pages given back per step (4 MiB with 4 KiB pages).
 const VACUUM_PAGES: u64 = 1024;
@@ -212,8 +212,8 @@ mod tests {
     fn the_window_follows_the_time_a_step_takes() {
         assert_eq!(next_window(256, Duration::from_millis(10)), 128);
         assert_eq!(next_window(16, Duration::from_millis(10)), 16);
-        assert_eq!(next_window(256, Duration::from_micros(200)), 512);
-        assert_eq!(next_window(1024, Duration::from_micros(200)), 1024);
-        assert_eq!(next_window(256, Duration::from_millis(2)), 256);
+        assert_eq!(next_window(128, Duration::from_micros(200)), 256);
+        assert_eq!(next_window(512, Duration::from_micros(200)), 512);
+        assert_eq!(next_window(256, Duration::from_millis(1)), 256);
     }
 }
