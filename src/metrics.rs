@@ -55,6 +55,13 @@ const STORE_OLDEST_ROW: &str = "hookhouse_store_oldest_row_timestamp_seconds";
 const RETENTION_REMOVED: &str = "hookhouse_retention_removed";
 /// The longest a pruning step held the store's write lock (requests wait behind it).
 const RETENTION_LONGEST_STEP: &str = "hookhouse_retention_longest_step_seconds";
+/// 1 when the check at start found the store damaged or requests the sinks loaded are missing.
+const STORE_DAMAGED: &str = "hookhouse_store_damaged";
+/// Requests the sinks loaded that the store no longer holds.
+const STORE_MISSING_REQUESTS: &str = "hookhouse_store_missing_requests";
+/// How long the check at start took, and when it ended (0 until it ends with an answer).
+const STORE_CHECK_SECONDS: &str = "hookhouse_store_check_duration_seconds";
+const STORE_CHECKED_AT: &str = "hookhouse_store_check_timestamp_seconds";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
@@ -135,7 +142,8 @@ pub struct Metrics {
     store: StoreGauges,
 }
 
-/// What the store holds, as the pruner last read it.
+/// What the store holds, as the pruner last read it, and what the spool's check found
+/// (set from their state at every scrape).
 #[derive(Debug, Clone, Default)]
 struct StoreGauges {
     size: Gauge,
@@ -143,6 +151,10 @@ struct StoreGauges {
     oldest: Family<TableLabel, Gauge>,
     removed: Family<TableLabel, Counter>,
     longest_step: Gauge<f64, std::sync::atomic::AtomicU64>,
+    damaged: Gauge,
+    missing_requests: Gauge,
+    check_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    checked_at: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -272,6 +284,29 @@ impl Metrics {
             "The longest a retention step held the store's write lock since start, in seconds",
             store.longest_step.clone(),
         );
+        registry.register(
+            STORE_DAMAGED,
+            "1 when the check at start found the store damaged or requests the sinks loaded are \
+             missing from it (see /readyz and the log: restore the backup, or replay into a \
+             fresh store)",
+            store.damaged.clone(),
+        );
+        registry.register(
+            STORE_MISSING_REQUESTS,
+            "Requests the sinks loaded that the store no longer holds",
+            store.missing_requests.clone(),
+        );
+        registry.register(
+            STORE_CHECK_SECONDS,
+            "How long the store's check at start took (0 until it ends with an answer)",
+            store.check_seconds.clone(),
+        );
+        registry.register(
+            STORE_CHECKED_AT,
+            "When the store's check at start ended with an answer, in Unix seconds (0 while it \
+             runs, and when it could not finish)",
+            store.checked_at.clone(),
+        );
         Metrics {
             registry,
             free_disk,
@@ -327,6 +362,16 @@ impl Metrics {
             let counter = self.store.removed.get_or_create(&TableLabel { table });
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+    }
+
+    /// The store's health as the spool last found it: damaged or not, requests missing that
+    /// sinks loaded, and the check's duration and end (Unix seconds), once it ended.
+    pub fn store_health(&self, damaged: bool, missing: i64, check: Option<(f64, f64)>) {
+        self.store.damaged.set(i64::from(damaged));
+        self.store.missing_requests.set(missing);
+        let (seconds, at) = check.unwrap_or((0.0, 0.0));
+        self.store.check_seconds.set(seconds);
+        self.store.checked_at.set(at);
     }
 
     /// An access token issued by `source`'s token endpoint.

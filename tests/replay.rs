@@ -49,8 +49,8 @@ fn store_as_failed_by_an_older_version(db: &std::path::Path, body: &str) -> i64 
         "INSERT INTO raw_requests (received_at, source, method, path, query, headers, \
          remote_addr, content_type, body, body_sha256) VALUES \
          ('2026-01-01T00:00:00.000000Z', 'default', 'POST', '/iterable/default', NULL, '{}', \
-         '127.0.0.1', 'application/json', ?1, 'x')",
-        [body.as_bytes()],
+         '127.0.0.1', 'application/json', ?1, ?2)",
+        rusqlite::params![body.as_bytes(), hookhouse::request::sha256_hex(body.as_bytes())],
     )
     .unwrap();
     let seq = conn.last_insert_rowid();
@@ -60,7 +60,14 @@ fn store_as_failed_by_an_older_version(db: &std::path::Path, body: &str) -> i64 
         rusqlite::params![seq, body.as_bytes()],
     )
     .unwrap();
-    conn.execute("UPDATE sink_cursors SET position = ?1 WHERE sink = 'sqlite'", [seq]).unwrap();
+    // A new generation, as a replay makes: a batch the running sink read before this commit
+    // (its poll may read the cursor before and the requests after) is then not applied, where
+    // it would have made an event of this request and deleted its failure.
+    conn.execute(
+        "UPDATE sink_cursors SET position = ?1, generation = generation + 1 WHERE sink = 'sqlite'",
+        [seq],
+    )
+    .unwrap();
     conn.commit().unwrap();
     seq
 }

@@ -1,6 +1,7 @@
 //! The command line: subcommands and their flags, and what each prints for a person.
 
 mod backup;
+mod check;
 mod check_config;
 mod prune;
 mod replay;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Apply `[retention]` now (`serve` does every minute), or with --dry-run say what would
     /// be removed.
     Prune(prune::PruneArgs),
+    /// Check the store for damage: SQLite's full check, every body against its digest, and
+    /// requests the sinks loaded that are missing; exit 1 if damaged (safe while `serve` runs).
+    Check(check::CheckArgs),
     /// Make, list or revoke Stitch-style secret URLs (`/hooks/{secret}`).
     Secret(secret::SecretArgs),
     /// Send realistic Iterable traffic to a receiver and report what it acknowledged; exit 1
@@ -69,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::status(&args).await,
         Command::Backup(args) => backup::run(&args),
         Command::Prune(args) => prune::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(args).await,
         Command::Simulate(args) => {
             let summary = crate::simulate::run(args).await?;

@@ -97,6 +97,18 @@ fn replay(args: &ReplayArgs, config: Config) -> anyhow::Result<ExitCode> {
         report.failures_before,
         report.failures_after
     );
+    if report.altered_total > 0 {
+        let seqs: Vec<String> = report.altered.iter().map(i64::to_string).collect();
+        println!(
+            "left out {} requests whose body no longer matches its body_sha256, their rows kept \
+             as they were: seq {}{}; the store is damaged: run `hookhouse check`",
+            report.altered_total,
+            seqs.join(", "),
+            if report.altered_total > report.altered.len() as u64 { " ..." } else { "" }
+        );
+        // Not a success: what was asked for was not all done, and a script must notice.
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

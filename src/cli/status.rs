@@ -9,7 +9,8 @@ use serde_json::json;
 use crate::config::{Config, Overrides};
 use crate::jetstream::Stream;
 use crate::sinks::parquet::store::LakeStore;
-use crate::spool::SpoolReader;
+use crate::spool::integrity::{SeqGap, WHAT_TO_DO};
+use crate::spool::{CheckState, SpoolReader, StoreHealth, recorded_health};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -50,6 +51,10 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         (totals.requests, totals.events, totals.failed_events, totals.last_seq);
     let lags = reader.lags(chrono::Utc::now())?;
     let usage = reader.usage()?;
+    // Computed now (cheap); the file check is the one `serve` last recorded, since running
+    // one here would read the whole store.
+    let gap = reader.seq_gap()?;
+    let health = recorded_health(&db);
 
     if args.json {
         let report = json!({
@@ -63,6 +68,11 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "returns_space": usage.returns_space,
             "oldest": usage.oldest,
             "sinks": lags,
+            "integrity": {
+                "damaged": gap.is_some() || health.as_ref().is_some_and(StoreHealth::is_damaged),
+                "seq_gap": gap,
+                "last_check": health,
+            },
             "lake": lake.as_ref().map(|(url, files, bytes)| json!({
                 "url": url, "files": files, "bytes": bytes,
             })),
@@ -85,6 +95,7 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         .map(|(table, at)| format!("{table} {}", at.as_deref().unwrap_or("(none)")))
         .collect();
     println!("  oldest: {}", oldest.join(", "));
+    print_integrity(gap.as_ref(), health.as_ref());
     if lags.is_empty() {
         println!("  no sink has run yet");
     }
@@ -105,6 +116,41 @@ pub(super) async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         println!("lake  {url}\n  {files} Parquet files, {bytes} bytes");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store's integrity: requests missing that sinks loaded, and the check `serve` recorded.
+fn print_integrity(gap: Option<&SeqGap>, health: Option<&StoreHealth>) {
+    if let Some(gap) = gap {
+        println!("  MISSING REQUESTS: {}", gap.describe());
+    }
+    match health {
+        None => println!(
+            "  integrity: not checked yet (`serve` checks at start; `hookhouse check` checks now)"
+        ),
+        Some(health) => {
+            let when = health.finished_at.as_deref().unwrap_or(&health.started_at);
+            let took = health.seconds.map(|s| format!(", took {s:.1} s")).unwrap_or_default();
+            match health.check {
+                CheckState::Checking => {
+                    println!("  integrity: being checked by `serve` since {when}")
+                }
+                CheckState::Ok => println!("  integrity: ok at `serve`'s start ({when}{took})"),
+                CheckState::Damaged => {
+                    println!("  integrity: DAMAGED (`serve`'s check at {when}{took}):");
+                    for problem in &health.problems {
+                        println!("    {problem}");
+                    }
+                }
+                CheckState::Unfinished => println!(
+                    "  integrity: not finished at `serve`'s start ({when}): {}",
+                    health.problems.join("; ")
+                ),
+            }
+        }
+    }
+    if gap.is_some() || health.is_some_and(|health| health.check == CheckState::Damaged) {
+        println!("  what to do: {WHAT_TO_DO}");
+    }
 }
 
 /// The Parquet lake of `config`, if it has one: its URL, files and bytes.

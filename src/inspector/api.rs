@@ -351,6 +351,7 @@ pub(super) async fn replay(
                 events = report.events,
                 failures_before = report.failures_before,
                 failures_after = report.failures_after,
+                altered_bodies_left_out = report.altered_total,
                 "replayed from the inspector"
             );
             Ok(Json(json!(report)))

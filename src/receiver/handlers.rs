@@ -295,15 +295,28 @@ pub(super) async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// `GET /readyz`: 200 only while a request sent now would be stored.
+///
+/// A damaged store (the check at start found problems, or requests the sinks loaded are
+/// missing) stays 200, with the damage in the body under `store`: requests are still stored
+/// durably, and a 503 would only make Iterable retry until it gives up and a load balancer
+/// stop sending, losing the events that are still stored well. The damage is for a person to
+/// act on, alerted through `hookhouse_store_damaged`, not a reason to refuse traffic.
 pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let store = state.log.spool().map(|spool| spool.health());
     match state.log.readiness().await {
-        Ok(queued) => Json(json!({ "status": "ready", "queued": queued })).into_response(),
+        Ok(queued) => {
+            let mut body = json!({ "status": "ready", "queued": queued });
+            if let Some(store) = store {
+                body["store"] = json!(store);
+            }
+            Json(body).into_response()
+        }
         Err(reason) => {
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not ready", "reason": reason })),
-            )
-                .into_response();
+            let mut body = json!({ "status": "not ready", "reason": reason });
+            if let Some(store) = store {
+                body["store"] = json!(store);
+            }
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
             response
         }
@@ -325,6 +338,9 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             &spool.pruned(),
             spool.longest_prune_step(),
         );
+        let health = spool.health();
+        let missing = health.seq_gap.as_ref().map_or(0, |gap| gap.missing());
+        state.metrics.store_health(health.is_damaged(), missing, health.completed());
     }
     match state.metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),

@@ -113,6 +113,47 @@ impl RawRequest {
     }
 }
 
+/// Whether a stored body is still the one its `body_sha256` was made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCheck {
+    /// Its plain SHA-256 matches.
+    Intact,
+    /// It does not: the bytes changed after they were stored (a damaged file, an edit).
+    Altered,
+    /// Its digest is not a plain SHA-256 of what is stored: the body was dropped (the digest is
+    /// of the body that was not kept) or hidden (a keyed digest of the original).
+    Unverifiable,
+}
+
+/// Checks a stored body against its digest, as `raw_requests` keeps them.
+pub fn check_body(
+    body: &[u8],
+    body_sha256: &str,
+    body_dropped: bool,
+    body_hidden: bool,
+) -> BodyCheck {
+    if body_dropped || body_hidden {
+        return BodyCheck::Unverifiable;
+    }
+    if sha256_hex(body).eq_ignore_ascii_case(body_sha256) {
+        BodyCheck::Intact
+    } else {
+        BodyCheck::Altered
+    }
+}
+
+impl StoredRequest {
+    /// [`check_body`] of this request.
+    pub fn check_body(&self) -> BodyCheck {
+        check_body(
+            &self.request.body,
+            &self.request.body_sha256,
+            self.body_dropped,
+            self.body_hidden,
+        )
+    }
+}
+
 /// The one text form of a time in every table: RFC 3339, UTC, microseconds, `Z`.
 pub fn format_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

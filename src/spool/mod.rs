@@ -20,6 +20,10 @@
 //!   unacknowledged requests in memory.
 //! - **Ordering.** `raw_requests.seq` increases in commit order and is never reused, so a reader
 //!   that sees a request sees every request before it.
+//!   A store found at open with its newest request below a sink's cursor (a WAL cut short,
+//!   files from different moments) numbers new requests above that cursor ([`integrity`]).
+//! - **Damage is reported, not hidden.** At start a background check reads the file
+//!   (`start_check`); what it finds is in [`Spool::health`], for `/readyz` and `/metrics`.
 //!
 //! This module is the only code that opens `hookhouse.db`. Sinks read it through a
 //! [`SpoolReader`] and write through the writer ([`Spool::acknowledge`] and friends); the
@@ -35,12 +39,14 @@ mod cursors;
 mod disk_guard;
 mod files;
 pub mod inspect;
+pub mod integrity;
 mod maintenance;
 mod pruner;
 mod reader;
 pub mod retention;
 mod schema;
 pub mod secret_urls;
+mod start_check;
 mod writer;
 
 pub use cursors::{Cursor, Lag};
@@ -49,6 +55,7 @@ pub use pruner::{PassReport, run as run_retention};
 pub use reader::{PlannedRemoval, SpoolReader};
 pub use retention::StoreUsage;
 pub use schema::MigrationError;
+pub use start_check::{CheckState, StoreHealth, recorded as recorded_health};
 pub use writer::WriterHandle;
 
 use std::path::PathBuf;
@@ -172,6 +179,8 @@ struct Shared {
     pruned: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// The longest a pruning step has held the write lock since start, in microseconds.
     longest_prune_step_us: AtomicU64,
+    /// The check at start and the request numbers found at open.
+    health: Mutex<StoreHealth>,
 }
 
 impl Spool {
@@ -195,9 +204,11 @@ impl Spool {
             usage: Mutex::new(None),
             pruned: Mutex::new(std::collections::BTreeMap::new()),
             longest_prune_step_us: AtomicU64::new(0),
+            health: Mutex::new(StoreHealth::checking()),
         });
         disk_guard::start(&config.data_dir, &shared)?;
         let (queue, handle) = writer::start(config, Arc::clone(&shared))?;
+        start_check::start(&shared)?;
         Ok((Spool { queue, shared }, handle))
     }
 
@@ -339,25 +350,24 @@ impl Spool {
         let (reply, done) = oneshot::channel();
         let mut job = job(reply);
         loop {
-            self.shared.queued.fetch_add(1, Ordering::Relaxed);
+            // Not counted in `queued`: that is the requests' share of the queue.
             match self.queue.try_send(job) {
                 Ok(()) => break,
-                Err(err) => {
-                    self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-                    match err {
-                        TrySendError::Full(unsent) => job = unsent,
-                        TrySendError::Disconnected(_) => return Err(SpoolError::Closed),
-                    }
-                }
+                Err(TrySendError::Full(unsent)) => job = unsent,
+                Err(TrySendError::Disconnected(_)) => return Err(SpoolError::Closed),
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         done.await.unwrap_or(Err(SpoolError::Closed))
     }
 
+    /// Queues a request, or refuses it at once when `max_queue_depth` requests are waiting.
     fn send(&self, job: writer::Job) -> Result<(), SpoolError> {
         // Count before sending so the writer's decrement can never run first.
-        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        if self.shared.queued.fetch_add(1, Ordering::Relaxed) >= self.shared.max_queued {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(SpoolError::Overloaded);
+        }
         self.queue.try_send(job).map_err(|err| {
             self.shared.queued.fetch_sub(1, Ordering::Relaxed);
             match err {
@@ -391,6 +401,11 @@ impl Spool {
         !self.shared.low_disk.load(Ordering::Relaxed)
             && self.shared.writable.load(Ordering::Relaxed)
             && self.shared.queued.load(Ordering::Relaxed) < self.shared.max_queued
+    }
+
+    /// The store's health: the check at start, and requests missing that sinks loaded.
+    pub fn health(&self) -> StoreHealth {
+        self.shared.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Requests waiting for the writer.

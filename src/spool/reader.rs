@@ -183,6 +183,12 @@ impl SpoolReader {
         Ok(retention::slowest_sink(&self.conn)?)
     }
 
+    /// Requests the sinks loaded that the store no longer holds, if any (cheap: lookups on
+    /// keys and indexes).
+    pub fn seq_gap(&self) -> Result<Option<super::integrity::SeqGap>, SpoolError> {
+        Ok(super::integrity::seq_gap(&self.conn)?)
+    }
+
     pub fn totals(&self) -> Result<Totals, SpoolError> {
         let count =
             |sql: &str| -> rusqlite::Result<i64> { self.conn.query_row(sql, [], |row| row.get(0)) };

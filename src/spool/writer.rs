@@ -21,6 +21,10 @@ use crate::telemetry::LogLimit;
 /// so readiness recovers without waiting for traffic.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Room in the queue for background jobs, beyond `store.max_queue_depth` requests: each sink
+/// and the pruner has one job queued at a time, and a full channel makes them wait, not fail.
+const BACKGROUND_ROOM: usize = 32;
+
 /// WAL length (4 KiB pages) past which the writer completes a checkpoint itself.
 const WAL_CATCH_UP_PAGES: i64 = 8_192;
 
@@ -97,13 +101,27 @@ pub(super) fn start(
         .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
     schema::migrate(&mut conn)
         .map_err(|source| SpoolError::Migrate { path: path.display().to_string(), source })?;
+    // A store too damaged to compare is still opened: its requests may still be appended, and
+    // the check at start reports the damage.
+    let gap = super::integrity::guard_sequence(&conn).unwrap_or_else(|err| {
+        tracing::error!(
+            error = %err,
+            "cannot compare the store's newest request with the sinks' cursors; the store may \
+             be damaged: run `hookhouse check`"
+        );
+        None
+    });
+    shared.health.lock().unwrap_or_else(|e| e.into_inner()).set_seq_gap(gap);
     schema::person_index(&conn, config.person_index)
         .and_then(|()| schema::answer_index(&conn, config.answer_index))
         .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
 
     let checkpointer = Checkpointer::start(&path)?;
 
-    let (queue, jobs) = sync_channel(config.max_queue_depth.get());
+    // Requests alone count against `max_queue_depth` (`Spool::send`); the channel also has room
+    // for the background jobs (sinks' writes, the pruner's steps, views), so a pruning step
+    // queued while the store is locked never turns a request away.
+    let (queue, jobs) = sync_channel(config.max_queue_depth.get() + BACKGROUND_ROOM);
     let max_batch = config.max_batch.get();
     let thread = std::thread::Builder::new()
         .name("spool-writer".to_owned())
@@ -182,7 +200,8 @@ fn run(mut conn: Connection, jobs: Receiver<Job>, shared: Arc<Shared>, max_batch
                     Err(_) => break,
                 }
             }
-            shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+            let taken = batch.iter().filter(|job| matches!(job, Job::Request(_))).count();
+            shared.queued.fetch_sub(taken, Ordering::Relaxed);
             let mut requests = Vec::with_capacity(batch.len());
             for job in batch.drain(..) {
                 match job {

@@ -11,6 +11,10 @@
 //! selected: there is nothing to re-read, and its rows stay as they are. A request of a
 //! pseudonymising source is replayed only with that source's key, so a replay never writes a
 //! personal value in plain.
+//!
+//! A request whose body no longer matches its `body_sha256` (a damaged file, an edit) is not
+//! the request that arrived: it is left out, its rows stay as they were made from the intact
+//! body, and the report names it ([`ReplayReport::altered`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +23,7 @@ use rusqlite::params;
 
 use super::{OnConflict, SINK_NAME, write};
 use crate::pipeline::PseudonymKey;
+use crate::request::BodyCheck;
 use crate::sinks::batch::{Batch, MissingKey};
 use crate::spool::{Maintenance, Selection, SpoolError, rewind_sinks};
 
@@ -37,7 +42,21 @@ pub struct ReplayReport {
     pub failures_after: u64,
     /// The other sinks were sent back to load again from this request on.
     pub rewound_to: Option<i64>,
+    /// Requests left out because their body no longer matches its digest, the first
+    /// [`MAX_LISTED`] by seq (left out of the JSON when there is none)...
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub altered: Vec<i64>,
+    /// ...and how many in all.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub altered_total: u64,
 }
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
+/// Altered requests a report lists by seq.
+pub const MAX_LISTED: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -73,10 +92,28 @@ pub fn replay_stoppable(
     let mut after = i64::MIN;
     while !stop() {
         let requests = store.read_selected(selection, after, BATCH)?;
-        let Some(last) = requests.last() else { break };
+        let Some(last) = requests.last().map(|stored| stored.seq) else { break };
+        let (requests, altered): (Vec<_>, Vec<_>) =
+            requests.into_iter().partition(|stored| stored.check_body() != BodyCheck::Altered);
+        for stored in altered {
+            tracing::warn!(
+                seq = stored.seq,
+                "request {} is left as it is: its body no longer matches its body_sha256 (the \
+                 store is damaged: `hookhouse check`)",
+                stored.seq
+            );
+            report.altered_total += 1;
+            if report.altered.len() < MAX_LISTED {
+                report.altered.push(stored.seq);
+            }
+        }
         // Normalised before the write lock is taken, so `serve` waits only for the writes.
         let batch = Batch::build(after, &requests, keys)?;
-        after = last.seq;
+        after = last;
+        if requests.is_empty() {
+            progress(report.requests + report.altered_total, total);
+            continue;
+        }
         let seqs: Vec<i64> = requests.iter().map(|stored| stored.seq).collect();
         let (failures_before, rewound_to) = store.write(|tx| rewrite(tx, &seqs, &batch))?;
         report.rewound_to = match (report.rewound_to, rewound_to) {
@@ -88,7 +125,7 @@ pub fn replay_stoppable(
         report.journey_calls += batch.journey_calls.rows.len() as u64;
         report.failures_before += failures_before;
         report.failures_after += batch.failures.rows.len() as u64;
-        progress(report.requests, total);
+        progress(report.requests + report.altered_total, total);
     }
     Ok(report)
 }
