@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod columns;
+pub mod metric_views;
 pub mod parquet;
 pub mod postgres;
 pub mod runner;

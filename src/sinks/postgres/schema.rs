@@ -1,6 +1,6 @@
 //! The PostgreSQL tables: numbered migrations recorded in `{schema}.schema_migrations`, applied
 //! at every connect under an advisory lock (so two processes starting at once, during a
-//! redeploy say, never race), then the event views. A migration is never edited once
+//! redeploy say, never race), then the event and metric views. A migration is never edited once
 //! released; a change is a new one. A schema is loaded from one hookhouse store only
 //! (`loaded_from`): `seq` numbers mean something within one store.
 //!
@@ -11,6 +11,7 @@
 use tokio_postgres::Client;
 
 use super::PgError;
+use crate::sinks::metric_views::{Dialect, metric_views};
 use crate::sinks::views::event_views;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`; `{schema}` is replaced by the
@@ -187,6 +188,9 @@ pub(super) async fn migrate(
              WHERE event_name = '{name}';\n",
             columns.join(", ")
         ));
+    }
+    for (view, select) in metric_views(Dialect::Postgres, &format!("{schema}.events")) {
+        views.push_str(&format!("CREATE OR REPLACE VIEW {schema}.{view} AS {select};\n"));
     }
     tx.batch_execute(&views).await?;
     // The first store to load the schema claims it; another store's `seq` would collide.

@@ -1,0 +1,200 @@
+//! The campaign and person metric views, on the events of `fixtures/metrics/campaigns.jsonl`:
+//! the embedded store's rows against figures worked out by hand from that file, and a real
+//! PostgreSQL's rows against the embedded store's, value for value.
+
+mod common;
+mod pg;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use common::{TestApp, spawn_app, spawn_app_with, wait_embedded_loaded};
+use rusqlite::types::ValueRef;
+use serde_json::{Value, json};
+
+const FIXTURE: &str = "tests/fixtures/metrics/campaigns.jsonl";
+
+/// Each view with the columns that order its rows.
+const VIEWS: [(&str, &str); 3] = [
+    ("campaign_daily", "campaign_id, day"),
+    ("campaign_totals", "campaign_id"),
+    ("user_engagement", "person"),
+];
+
+async fn send_fixture(app: &TestApp) {
+    for line in std::fs::read_to_string(FIXTURE).unwrap().lines() {
+        let response = app.post_webhook(line).await;
+        assert_eq!(response.status(), 200, "{line}");
+    }
+    wait_embedded_loaded(&app.db());
+}
+
+/// A row as JSON, with instants written one way (RFC 3339, UTC, `Z`) and fractions rounded,
+/// so that rows from both databases compare equal when their values do.
+fn normalise(row: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    row.into_iter()
+        .map(|(column, value)| {
+            let value = match value {
+                Value::String(text) => match DateTime::parse_from_rfc3339(&text) {
+                    Ok(at) => Value::String(at.with_timezone(&Utc).to_rfc3339()),
+                    Err(_) => Value::String(text),
+                },
+                // PostgreSQL's JSON writes 0.0 as 0: every rate is read as a fraction.
+                Value::Number(n) if column.ends_with("_rate") => {
+                    json!((n.as_f64().unwrap() * 1e9).round() / 1e9)
+                }
+                other => other,
+            };
+            (column, value)
+        })
+        .collect()
+}
+
+fn sqlite_rows(app: &TestApp, view: &str, order: &str) -> Vec<BTreeMap<String, Value>> {
+    let db = app.db();
+    let mut statement = db.prepare(&format!("SELECT * FROM {view} ORDER BY {order}")).unwrap();
+    let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
+    statement
+        .query_map([], |row| {
+            let mut out = BTreeMap::new();
+            for (i, column) in columns.iter().enumerate() {
+                let value = match row.get_ref(i)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => json!(n),
+                    ValueRef::Real(x) => json!(x),
+                    ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                    ValueRef::Blob(_) => panic!("{view}.{column} is a blob"),
+                };
+                out.insert(column.clone(), value);
+            }
+            Ok(normalise(out))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn row(value: Value) -> BTreeMap<String, Value> {
+    normalise(serde_json::from_value(value).unwrap())
+}
+
+const TWO_THIRDS: f64 = 2.0 / 3.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_views_count_what_the_fixture_holds() {
+    let app = spawn_app().await;
+    send_fixture(&app).await;
+
+    // Campaign 100 on 1 November: sends to a, b, c; a opens twice (once through Apple's
+    // proxy) and b once; a clicks; c bounces. On 2 November (a's open at 23:30 -02:00 is
+    // 01:30 UTC there): a and b open, b clicks and complains, a unsubscribes; no sends.
+    let common = json!({"campaign_id": 100, "campaign_name": "Welcome", "send_skips": 0});
+    let with = |fields: Value| {
+        let mut merged = common.as_object().unwrap().clone();
+        merged.extend(fields.as_object().unwrap().clone());
+        row(Value::Object(merged))
+    };
+    assert_eq!(
+        sqlite_rows(&app, "campaign_daily", "campaign_id, day"),
+        [
+            with(json!({"day": "2026-11-01", "sends": 3, "opens": 3, "unique_opens": 2,
+                "machine_opens": 1, "clicks": 1, "unique_clicks": 1, "bounces": 1,
+                "complaints": 0, "unsubscribes": 0, "open_rate": TWO_THIRDS,
+                "click_rate": 1.0 / 3.0, "click_to_open_rate": 0.5})),
+            with(json!({"day": "2026-11-02", "sends": 0, "opens": 2, "unique_opens": 2,
+                "machine_opens": 0, "clicks": 1, "unique_clicks": 1, "bounces": 0,
+                "complaints": 1, "unsubscribes": 1, "open_rate": null, "click_rate": null,
+                "click_to_open_rate": 0.5})),
+            row(json!({"campaign_id": 200, "campaign_name": "Push promo", "day": "2026-11-03",
+                "sends": 2, "send_skips": 0, "opens": 1, "unique_opens": 1, "machine_opens": 0,
+                "clicks": 0, "unique_clicks": 0, "bounces": 0, "complaints": 0,
+                "unsubscribes": 0, "open_rate": 0.5, "click_rate": 0.0,
+                "click_to_open_rate": 0.0})),
+        ]
+    );
+    // Over the whole campaign a and b are 2 unique openers, not the 4 the days add up to.
+    assert_eq!(
+        sqlite_rows(&app, "campaign_totals", "campaign_id"),
+        [
+            with(json!({"first_event_at": "2026-11-01T09:00:00Z",
+                "last_event_at": "2026-11-02T10:00:00Z", "sends": 3, "opens": 5,
+                "unique_opens": 2, "machine_opens": 1, "clicks": 2, "unique_clicks": 2,
+                "bounces": 1, "complaints": 1, "unsubscribes": 1, "open_rate": TWO_THIRDS,
+                "click_rate": TWO_THIRDS, "click_to_open_rate": 1.0})),
+            row(json!({"campaign_id": 200, "campaign_name": "Push promo",
+                "first_event_at": "2026-11-03T07:00:00Z",
+                "last_event_at": "2026-11-03T07:10:00Z", "sends": 2, "send_skips": 0,
+                "opens": 1, "unique_opens": 1, "machine_opens": 0, "clicks": 0,
+                "unique_clicks": 0, "bounces": 0, "complaints": 0, "unsubscribes": 0,
+                "open_rate": 0.5, "click_rate": 0.0, "click_to_open_rate": 0.0})),
+        ]
+    );
+    // One row a person, by email or else user id; d only subscribed, outside any campaign.
+    let person = |fields: Value| {
+        let mut base = json!({"email": null, "user_id": null, "sends": 0, "opens": 0,
+            "clicks": 0, "bounces": 0, "complaints": 0, "unsubscribes": 0,
+            "last_send_at": null, "last_open_at": null, "last_click_at": null,
+            "last_unsubscribe_at": null});
+        base.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+        row(base)
+    };
+    assert_eq!(
+        sqlite_rows(&app, "user_engagement", "person"),
+        [
+            person(json!({"person": "a@example.com", "email": "a@example.com",
+                "first_event_at": "2026-11-01T09:00:00Z",
+                "last_event_at": "2026-11-03T07:00:01Z", "sends": 2, "opens": 3, "clicks": 1,
+                "unsubscribes": 1, "last_send_at": "2026-11-03T07:00:01Z",
+                "last_open_at": "2026-11-02T01:30:00Z", "last_click_at": "2026-11-01T12:30:00Z",
+                "last_unsubscribe_at": "2026-11-02T10:00:00Z"})),
+            person(json!({"person": "b@example.com", "email": "b@example.com",
+                "first_event_at": "2026-11-01T09:00:01Z",
+                "last_event_at": "2026-11-02T09:00:00Z", "sends": 1, "opens": 2, "clicks": 1,
+                "complaints": 1, "last_send_at": "2026-11-01T09:00:01Z",
+                "last_open_at": "2026-11-02T08:00:00Z",
+                "last_click_at": "2026-11-02T08:01:00Z"})),
+            person(json!({"person": "c@example.com", "email": "c@example.com",
+                "first_event_at": "2026-11-01T09:00:02Z",
+                "last_event_at": "2026-11-01T09:05:00Z", "sends": 1, "bounces": 1,
+                "last_send_at": "2026-11-01T09:00:02Z"})),
+            person(json!({"person": "d@example.com", "email": "d@example.com",
+                "first_event_at": "2026-11-03T12:00:00Z",
+                "last_event_at": "2026-11-03T12:00:00Z"})),
+            person(json!({"person": "u9", "user_id": "u9",
+                "first_event_at": "2026-11-03T07:00:00Z",
+                "last_event_at": "2026-11-03T07:10:00Z", "sends": 1, "opens": 1,
+                "last_send_at": "2026-11-03T07:00:00Z",
+                "last_open_at": "2026-11-03T07:10:00Z"})),
+        ]
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
+    let Some(url) = pg::database_url() else { return };
+    let warehouse = pg::Warehouse::new(&url, "metric_views").await;
+    let app = spawn_app_with(|config| warehouse.configure(config, &url)).await;
+    send_fixture(&app).await;
+    pg::wait_caught_up(&app.db_path(), std::time::Duration::from_secs(30)).await;
+
+    for (view, order) in VIEWS {
+        let embedded = sqlite_rows(&app, view, order);
+        assert!(!embedded.is_empty(), "{view} is empty");
+        let sql = format!(
+            "SELECT to_jsonb(v) FROM {schema}.{view} v ORDER BY {order}",
+            schema = warehouse.schema
+        );
+        let warehouse_rows: Vec<_> = warehouse
+            .client
+            .query(&sql, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| normalise(serde_json::from_value(r.get::<_, Value>(0)).unwrap()))
+            .collect();
+        assert_eq!(warehouse_rows, embedded, "{view} differs between the two databases");
+    }
+    app.stop().await.unwrap();
+    warehouse.drop_schema().await;
+}
