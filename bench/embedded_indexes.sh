@@ -7,10 +7,12 @@
 #
 #   bench/embedded_indexes.sh        # EVENTS=1000000 ROUNDS=2 WORK_ROOT=/var/tmp
 #   INDEX=answer bench/embedded_indexes.sh
+#   INDEX=campaign bench/embedded_indexes.sh
 #
 # INDEX=answer measures the journey answers' index instead (`answer_index`: person, name, time,
 # source, covering url, link_url, recipient_state; made while a journey answers): `serve
-# --config` with an engagement journey against plain `serve`.
+# --config` with an engagement journey against plain `serve`. INDEX=campaign the campaign
+# metric views' index (`store.campaign_index = true`: campaign and time).
 #
 # The store is filled by bench/inspector_fill.sql (valid Iterable bodies, so the sink runs the
 # real pipeline on each); before each round its embedded rows are deleted and the cursor set to
@@ -21,7 +23,8 @@ source bench/lib.sh
 
 EVENTS=${EVENTS:-1000000}
 INDEX=${INDEX:-person}
-[[ $INDEX == person || $INDEX == answer ]] || die "INDEX is person or answer, not $INDEX"
+[[ $INDEX == person || $INDEX == answer || $INDEX == campaign ]] ||
+  die "INDEX is person, answer or campaign, not $INDEX"
 ROUNDS=${ROUNDS:-2}
 WORK=$(mktemp -d "${WORK_ROOT:-/var/tmp}/hookhouse-indexbench.XXXXXX")
 LOG_DIR=$WORK/logs
@@ -54,6 +57,12 @@ catchup() {
     reset+="CREATE INDEX events_email ON events (email, raw_seq) WHERE email IS NOT NULL;
       CREATE INDEX events_user_id ON events (user_id, raw_seq) WHERE user_id IS NOT NULL;"
     admin=(--admin "127.0.0.1:$(free_port)")
+  elif [[ $variant == with && $INDEX == campaign ]]; then
+    # The statement of src/spool/schema.rs's CAMPAIGN_INDEX.
+    reset+="CREATE INDEX events_campaign ON events (campaign_id, created_at)
+      WHERE campaign_id IS NOT NULL;"
+    printf '[store]\ncampaign_index = true\n' >"$WORK/campaign.toml"
+    admin=(--config "$WORK/campaign.toml")
   elif [[ $variant == with ]]; then
     # The statements of src/spool/schema.rs's ANSWER_INDEX.
     reset+="CREATE INDEX events_email_answer ON events (email, event_name, created_at, source,

@@ -39,6 +39,8 @@ fn normalise(row: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
                     Ok(at) => Value::String(at.with_timezone(&Utc).to_rfc3339()),
                     Err(_) => Value::String(text),
                 },
+                // SQLite has no booleans: 0 and 1 stand for them.
+                Value::Bool(flag) => json!(i64::from(flag)),
                 // PostgreSQL's JSON writes 0.0 as 0: every rate is read as a fraction.
                 Value::Number(n) if column.ends_with("_rate") => {
                     json!((n.as_f64().unwrap() * 1e9).round() / 1e9)
@@ -129,12 +131,48 @@ async fn the_embedded_views_count_what_the_fixture_holds() {
                 "open_rate": 0.5, "click_rate": 0.0, "click_to_open_rate": 0.0})),
         ]
     );
-    // One row a person, by email or else user id; d only subscribed, outside any campaign.
+    // The same figures as a query written without the view would count them: each measure
+    // on its own, from the rows of that event name.
+    let db = app.db();
+    let by_hand: Vec<(i64, String, i64, i64, i64)> = db
+        .prepare(
+            "WITH days AS (SELECT DISTINCT campaign_id, date(created_at) AS day FROM events
+                           WHERE campaign_id IS NOT NULL)
+             SELECT campaign_id, day,
+               (SELECT count(*) FROM events e WHERE e.campaign_id = d.campaign_id
+                  AND date(e.created_at) = d.day AND e.event_name LIKE '%Send'),
+               (SELECT count(DISTINCT coalesce(email, user_id)) FROM events e
+                  WHERE e.campaign_id = d.campaign_id AND date(e.created_at) = d.day
+                  AND e.event_name LIKE '%Open'),
+               (SELECT count(DISTINCT coalesce(email, user_id)) FROM events e
+                  WHERE e.campaign_id = d.campaign_id AND date(e.created_at) = d.day
+                  AND e.event_name LIKE '%Click')
+             FROM days d ORDER BY campaign_id, day",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let from_view: Vec<(i64, String, i64, i64, i64)> = db
+        .prepare(
+            "SELECT campaign_id, day, sends, unique_opens, unique_clicks FROM campaign_daily
+             ORDER BY campaign_id, day",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(from_view, by_hand);
+
+    // One row a person, by email or else user id. a unsubscribed from campaign 100; c
+    // unsubscribed from a list and subscribed again; d only subscribed, outside any campaign.
     let person = |fields: Value| {
         let mut base = json!({"email": null, "user_id": null, "sends": 0, "opens": 0,
             "clicks": 0, "bounces": 0, "complaints": 0, "unsubscribes": 0,
             "last_send_at": null, "last_open_at": null, "last_click_at": null,
-            "last_unsubscribe_at": null});
+            "last_unsubscribe_at": null, "bounced": false, "unsubscribed": false});
         base.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
         row(base)
     };
@@ -142,27 +180,28 @@ async fn the_embedded_views_count_what_the_fixture_holds() {
         sqlite_rows(&app, "user_engagement", "person"),
         [
             person(json!({"person": "a@example.com", "email": "a@example.com",
-                "first_event_at": "2026-11-01T09:00:00Z",
-                "last_event_at": "2026-11-03T07:00:01Z", "sends": 2, "opens": 3, "clicks": 1,
+                "first_seen_at": "2026-11-01T09:00:00Z",
+                "last_seen_at": "2026-11-03T07:00:01Z", "sends": 2, "opens": 3, "clicks": 1,
                 "unsubscribes": 1, "last_send_at": "2026-11-03T07:00:01Z",
                 "last_open_at": "2026-11-02T01:30:00Z", "last_click_at": "2026-11-01T12:30:00Z",
-                "last_unsubscribe_at": "2026-11-02T10:00:00Z"})),
+                "last_unsubscribe_at": "2026-11-02T10:00:00Z", "unsubscribed": true})),
             person(json!({"person": "b@example.com", "email": "b@example.com",
-                "first_event_at": "2026-11-01T09:00:01Z",
-                "last_event_at": "2026-11-02T09:00:00Z", "sends": 1, "opens": 2, "clicks": 1,
+                "first_seen_at": "2026-11-01T09:00:01Z",
+                "last_seen_at": "2026-11-02T09:00:00Z", "sends": 1, "opens": 2, "clicks": 1,
                 "complaints": 1, "last_send_at": "2026-11-01T09:00:01Z",
                 "last_open_at": "2026-11-02T08:00:00Z",
                 "last_click_at": "2026-11-02T08:01:00Z"})),
             person(json!({"person": "c@example.com", "email": "c@example.com",
-                "first_event_at": "2026-11-01T09:00:02Z",
-                "last_event_at": "2026-11-01T09:05:00Z", "sends": 1, "bounces": 1,
-                "last_send_at": "2026-11-01T09:00:02Z"})),
+                "first_seen_at": "2026-11-01T09:00:02Z",
+                "last_seen_at": "2026-11-04T09:00:00Z", "sends": 1, "bounces": 1,
+                "unsubscribes": 1, "last_send_at": "2026-11-01T09:00:02Z",
+                "last_unsubscribe_at": "2026-11-02T12:00:00Z", "bounced": true})),
             person(json!({"person": "d@example.com", "email": "d@example.com",
-                "first_event_at": "2026-11-03T12:00:00Z",
-                "last_event_at": "2026-11-03T12:00:00Z"})),
+                "first_seen_at": "2026-11-03T12:00:00Z",
+                "last_seen_at": "2026-11-03T12:00:00Z"})),
             person(json!({"person": "u9", "user_id": "u9",
-                "first_event_at": "2026-11-03T07:00:00Z",
-                "last_event_at": "2026-11-03T07:10:00Z", "sends": 1, "opens": 1,
+                "first_seen_at": "2026-11-03T07:00:00Z",
+                "last_seen_at": "2026-11-03T07:10:00Z", "sends": 1, "opens": 1,
                 "last_send_at": "2026-11-03T07:00:00Z",
                 "last_open_at": "2026-11-03T07:10:00Z"})),
         ]
@@ -197,4 +236,26 @@ async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
     }
     app.stop().await.unwrap();
     warehouse.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_campaign_index_serves_one_campaign_and_goes_when_turned_off() {
+    let app = spawn_app_with(|config| config.store.campaign_index = true).await;
+    send_fixture(&app).await;
+    let one_campaign = "SELECT * FROM campaign_daily WHERE campaign_id = 100";
+    let plan = |db: &rusqlite::Connection| -> String {
+        let mut statement = db.prepare(&format!("EXPLAIN QUERY PLAN {one_campaign}")).unwrap();
+        let details: Vec<String> =
+            statement.query_map([], |r| r.get(3)).unwrap().collect::<Result<_, _>>().unwrap();
+        details.join("; ")
+    };
+    assert!(plan(&app.db()).contains("USING INDEX events_campaign"), "{}", plan(&app.db()));
+    assert_eq!(sqlite_rows(&app, "campaign_daily WHERE campaign_id = 100", "day").len(), 2);
+
+    let data_dir = app.stop().await.unwrap();
+    let app = common::spawn_app_in(data_dir, |_| {}).await;
+    let indexes = app.count("SELECT count(*) FROM sqlite_master WHERE name = 'events_campaign'");
+    assert_eq!(indexes, 0, "off by default: the index is dropped");
+    assert!(!plan(&app.db()).contains("events_campaign"));
+    app.stop().await.unwrap();
 }

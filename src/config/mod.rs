@@ -134,6 +134,10 @@ pub struct RawStore {
     /// Free space on the store's filesystem below which new requests are answered 503 (and
     /// `/readyz` too) before SQLite meets a full disk; 0 turns the guard off.
     pub min_free_disk_mb: u64,
+    /// Index the embedded `events` by campaign and time, which the campaign metric views read
+    /// for one campaign: milliseconds instead of a scan of every event, at a cost to the
+    /// embedded sink's load rate (BENCHMARKS.md, "Campaign metric views").
+    pub campaign_index: bool,
 }
 
 impl Default for RawStore {
@@ -145,6 +149,7 @@ impl Default for RawStore {
             busy_timeout_ms: 2_000,
             keep_headers: DEFAULT_KEEP_HEADERS.iter().map(|name| (*name).to_owned()).collect(),
             min_free_disk_mb: 1_024,
+            campaign_index: false,
         }
     }
 }
@@ -241,6 +246,9 @@ pub struct StoreConfig {
     /// Index events by person, name and time, which journey answers read. Only while a
     /// source has `[[sources.journeys]]`, for the same reason.
     pub answer_index: bool,
+    /// Index events by campaign and time, for the campaign metric views
+    /// (`store.campaign_index`, off by default).
+    pub campaign_index: bool,
     /// Free bytes below which requests are refused (`store.min_free_disk_mb`); 0: no guard.
     pub min_free_disk: u64,
     /// How long each table's rows are kept (`[retention]`).
@@ -517,6 +525,7 @@ impl Config {
                 keep_headers,
                 person_index: admin.is_some(),
                 answer_index: answers,
+                campaign_index: raw.store.campaign_index,
                 min_free_disk: raw.store.min_free_disk_mb.saturating_mul(1024 * 1024),
                 retention,
             },

@@ -54,6 +54,7 @@ const CLICKS: &str = "'emailClick', 'smsClick', 'inAppClick', 'webPushClick', 'w
 const BOUNCES: &str = "'emailBounce', 'pushBounce', 'smsBounce', 'whatsAppBounce'";
 const COMPLAINTS: &str = "'emailComplaint'";
 const UNSUBSCRIBES: &str = "'emailUnSubscribe'";
+const SUBSCRIBES: &str = "'emailSubscribe'";
 
 const PERSON: &str = "COALESCE(email, user_id)";
 
@@ -116,13 +117,18 @@ fn campaign_metrics(dialect: Dialect, events: &str, by_day: bool) -> String {
 }
 
 /// Per person (`email`, else `user_id`): when first and last seen, and what they did.
+/// `unsubscribed`: their newest subscription event is an unsubscribe (on any list).
 fn user_engagement(events: &str) -> String {
+    let (unsubscribed, subscribed) = (last(UNSUBSCRIBES), last(SUBSCRIBES));
     format!(
         "SELECT {PERSON} AS person,\n  max(email) AS email,\n  max(user_id) AS user_id,\n  \
-         min(created_at) AS first_event_at,\n  max(created_at) AS last_event_at,\n  \
+         min(created_at) AS first_seen_at,\n  max(created_at) AS last_seen_at,\n  \
          {} AS sends,\n  {} AS opens,\n  {} AS clicks,\n  {} AS bounces,\n  \
          {} AS complaints,\n  {} AS unsubscribes,\n  {} AS last_send_at,\n  \
-         {} AS last_open_at,\n  {} AS last_click_at,\n  {} AS last_unsubscribe_at\n\
+         {} AS last_open_at,\n  {} AS last_click_at,\n  {unsubscribed} AS last_unsubscribe_at,\n  \
+         {} > 0 AS bounced,\n  \
+         ({unsubscribed} IS NOT NULL AND ({subscribed} IS NULL OR {unsubscribed} > {subscribed})) \
+         AS unsubscribed\n\
          FROM {events}\nWHERE {PERSON} IS NOT NULL\nGROUP BY {PERSON}",
         count(SENDS),
         count(OPENS),
@@ -133,7 +139,7 @@ fn user_engagement(events: &str) -> String {
         last(SENDS),
         last(OPENS),
         last(CLICKS),
-        last(UNSUBSCRIBES),
+        count(BOUNCES),
     )
 }
 
@@ -145,7 +151,7 @@ mod tests {
     /// A name misspelt here would count nothing, silently.
     #[test]
     fn every_name_counted_is_a_known_event() {
-        for list in [SENDS, SKIPS, OPENS, CLICKS, BOUNCES, COMPLAINTS, UNSUBSCRIBES] {
+        for list in [SENDS, SKIPS, OPENS, CLICKS, BOUNCES, COMPLAINTS, UNSUBSCRIBES, SUBSCRIBES] {
             for name in list.split(',').map(|n| n.trim().trim_matches('\'')) {
                 assert!(KNOWN_EVENTS.iter().any(|e| e.name == name), "{name} is not an event");
             }

@@ -223,14 +223,14 @@ pub(crate) fn answer_index(conn: &Connection, wanted: bool) -> rusqlite::Result<
 /// An index made only while a feature that reads it is on: its names (the first is probed)
 /// and the statements that make them.
 struct OptionalIndex {
-    names: [&'static str; 2],
+    names: &'static [&'static str],
     create: &'static str,
     /// The names of the index this one replaced, dropped wherever they are found.
     replaces: &'static [&'static str],
 }
 
 const PERSON_INDEX: OptionalIndex = OptionalIndex {
-    names: ["events_email", "events_user_id"],
+    names: &["events_email", "events_user_id"],
     create: "CREATE INDEX IF NOT EXISTS events_email ON events (email, raw_seq)
                  WHERE email IS NOT NULL;
              CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id, raw_seq)
@@ -239,7 +239,7 @@ const PERSON_INDEX: OptionalIndex = OptionalIndex {
 };
 
 const ANSWER_INDEX: OptionalIndex = OptionalIndex {
-    names: ["events_email_answer", "events_user_id_answer"],
+    names: &["events_email_answer", "events_user_id_answer"],
     // The last three columns are NULL (one byte of the record's header each) on every event
     // but clicks and bounces: the covering costs little more than the key.
     create: "CREATE INDEX IF NOT EXISTS events_email_answer
@@ -253,6 +253,26 @@ const ANSWER_INDEX: OptionalIndex = OptionalIndex {
     // read from the event rows.
     replaces: &["events_email_name_created", "events_user_id_name_created"],
 };
+
+const CAMPAIGN_INDEX: OptionalIndex = OptionalIndex {
+    names: &["events_campaign"],
+    // The same key as PostgreSQL's `events_campaign`: a campaign's events in time order.
+    create: "CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign_id, created_at)
+                 WHERE campaign_id IS NOT NULL;",
+    replaces: &[],
+};
+
+/// Makes or drops the index the campaign metric views read for one campaign, as
+/// `store.campaign_index` says.
+pub(crate) fn campaign_index(conn: &Connection, wanted: bool) -> rusqlite::Result<()> {
+    optional_index(
+        conn,
+        wanted,
+        &CAMPAIGN_INDEX,
+        "indexing events by campaign and time for the campaign metric views; a large store \
+         takes a while",
+    )
+}
 
 fn optional_index(
     conn: &Connection,
@@ -273,10 +293,13 @@ fn optional_index(
             tracing::info!("{making}");
             conn.execute_batch(&format!("BEGIN IMMEDIATE; {} COMMIT;", index.create))
         }
-        (false, true) => conn.execute_batch(&format!(
-            "DROP INDEX IF EXISTS {}; DROP INDEX IF EXISTS {};",
-            index.names[0], index.names[1]
-        )),
+        (false, true) => conn.execute_batch(
+            &index
+                .names
+                .iter()
+                .map(|name| format!("DROP INDEX IF EXISTS {name};"))
+                .collect::<String>(),
+        ),
         _ => Ok(()),
     }
 }

@@ -114,6 +114,7 @@ pub(super) fn start(
     shared.health.lock().unwrap_or_else(|e| e.into_inner()).set_seq_gap(gap);
     schema::person_index(&conn, config.person_index)
         .and_then(|()| schema::answer_index(&conn, config.answer_index))
+        .and_then(|()| schema::campaign_index(&conn, config.campaign_index))
         .map_err(|source| SpoolError::Open { path: path.display().to_string(), source })?;
 
     let checkpointer = Checkpointer::start(&path)?;
