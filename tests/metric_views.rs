@@ -239,10 +239,32 @@ async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_campaign_index_serves_one_campaign_and_goes_when_turned_off() {
+async fn indexes_serve_one_campaign_and_one_person_and_the_campaign_index_goes_when_off() {
     let app = spawn_app_with(|config| config.store.campaign_index = true).await;
     send_fixture(&app).await;
+    // The inspector's index of people (src/spool/schema.rs, PERSON_INDEX), made while it is
+    // on: one person's row is then read from it too.
+    rusqlite::Connection::open(app.db_path())
+        .unwrap()
+        .execute_batch(
+            "CREATE INDEX IF NOT EXISTS events_email ON events (email, raw_seq)
+             WHERE email IS NOT NULL;",
+        )
+        .unwrap();
     let one_campaign = "SELECT * FROM campaign_daily WHERE campaign_id = 100";
+    let one_person = "SELECT * FROM user_engagement WHERE person = 'b@example.com'";
+    let person_plan: Vec<String> = app
+        .db()
+        .prepare(&format!("EXPLAIN QUERY PLAN {one_person}"))
+        .unwrap()
+        .query_map([], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        person_plan.iter().any(|step| step.contains("USING INDEX events_email")),
+        "{person_plan:?}"
+    );
     let plan = |db: &rusqlite::Connection| -> String {
         let mut statement = db.prepare(&format!("EXPLAIN QUERY PLAN {one_campaign}")).unwrap();
         let details: Vec<String> =

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The campaign metric views in PostgreSQL on EVENTS events: each query against a view timed
+# with hyperfine (psql) next to the plain query over the same rows, in the same run, as
+# bench/metric_views.sh does for the embedded store.
+#
+#   bench/metric_views_postgres.sh     # EVENTS=10000000 RUNS=5 PG_URL=postgres://postgres@127.0.0.1:5432/test
+#
+# hookhouse makes the schema (tables, indexes, views: `serve` with the sink on an empty
+# store); the events are then generated in PostgreSQL like bench/inspector_fill.sql's (one
+# event each from 500,000 people over 24 hours, 3,000 campaigns), and ANALYZEd. The schema is
+# dropped at the end.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/lib.sh
+
+EVENTS=${EVENTS:-10000000}
+RUNS=${RUNS:-5}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+SCHEMA=hh_bench_metric_views
+LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hookhouse-metric-views-pg.XXXXXX")
+DATA_DIR=$LOG_DIR/store
+
+ensure_tools
+command -v psql >/dev/null || die "psql is needed"
+command -v hyperfine >/dev/null || { log "installing hyperfine"; apt-get update; apt-get install -y hyperfine; }
+build
+
+psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE"
+printf '[sinks.postgres]\nurl = "%s"\nschema = "%s"\n' "$PG_URL" "$SCHEMA" >"$LOG_DIR/hookhouse.toml"
+port=$(free_port)
+"$HOOKHOUSE_BIN" serve --config "$LOG_DIR/hookhouse.toml" --listen "127.0.0.1:$port" \
+  --data-dir "$DATA_DIR" >"$LOG_DIR/serve.log" 2>&1 &
+SERVER_PID=$!
+wait_ready hookhouse "$port"
+for _ in $(seq 1 100); do
+  psql "$PG_URL" -qtAc "SELECT 1 FROM $SCHEMA.campaign_daily LIMIT 0" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+stop_server hookhouse
+psql "$PG_URL" -qtAc "SELECT 1 FROM $SCHEMA.campaign_daily LIMIT 0" >/dev/null ||
+  die "hookhouse did not make the views in $SCHEMA"
+
+log "generating $EVENTS events in $SCHEMA.events"
+started=$SECONDS
+psql "$PG_URL" -v ON_ERROR_STOP=1 -q <<SQL
+SET synchronous_commit = off;
+INSERT INTO $SCHEMA.events (event_id, raw_seq, source, event_name, email, created_at,
+    received_at, campaign_id, template_id, message_id, data, family, campaign_name,
+    email_subject, url, recipient_state)
+SELECT lpad(to_hex(i), 42, '0'), i, 'default', name,
+  'user' || ((i * 7919) % 500000) || '@example.com', at, at, 100000 + i % 3000,
+  100007 + i % 3000, lpad(to_hex(i), 32, '0'),
+  jsonb_build_object('campaignId', 100000 + i % 3000),
+  CASE WHEN name LIKE 'email%' THEN 'email' WHEN name LIKE 'push%' THEN 'push'
+       WHEN name LIKE 'sms%' THEN 'sms' ELSE 'in_app' END,
+  'Campaign ' || (100000 + i % 3000), 'Our news for you, number ' || i,
+  CASE WHEN name = 'emailClick' THEN 'https://shop.example.com/news/' || (i % 97) END,
+  CASE WHEN name = 'emailBounce' THEN 'HardBounce' END
+FROM (SELECT i, now() - make_interval(secs => ($EVENTS - i) * 86400.0 / $EVENTS) AS at,
+        CASE WHEN i % 100000 = 0 THEN 'emailComplaint'
+             ELSE (ARRAY['emailSend', 'emailSend', 'emailOpen', 'emailOpen', 'emailClick',
+                         'pushSend', 'pushOpen', 'smsSend', 'inAppOpen', 'emailBounce'])[i % 10 + 1]
+        END AS name
+      FROM generate_series(1::bigint, $EVENTS) AS i) AS fill;
+ANALYZE $SCHEMA.events;
+SQL
+log "generated in $((SECONDS - started)) s: $(psql "$PG_URL" -qtAc "SELECT pg_size_pretty(pg_total_relation_size('$SCHEMA.events'))")"
+
+campaign=$((100000 + 1234))
+person="user4242@example.com"
+pairs=(
+  "one_campaign_by_day|SELECT * FROM $SCHEMA.campaign_daily WHERE campaign_id = $campaign|SELECT count(*) FROM $SCHEMA.events WHERE campaign_id = $campaign"
+  "top_campaigns|SELECT campaign_id, sends, open_rate FROM $SCHEMA.campaign_totals ORDER BY sends DESC LIMIT 10|SELECT campaign_id, count(*) AS n FROM $SCHEMA.events GROUP BY campaign_id ORDER BY n DESC LIMIT 10"
+  "one_person|SELECT * FROM $SCHEMA.user_engagement WHERE person = '$person'|SELECT count(*) FROM $SCHEMA.events WHERE email = '$person'"
+)
+for pair in "${pairs[@]}"; do
+  IFS='|' read -r name view _ <<<"$pair"
+  rows=$(psql "$PG_URL" -qtAc "SELECT count(*) FROM ($view) AS v")
+  ((rows > 0)) || die "$name: the view gave no rows"
+  log "$name: $rows rows; plan: $(psql "$PG_URL" -qtAc "EXPLAIN $view" | grep -oE '(Index|Seq|Bitmap[A-Za-z ]*) Scan[^(]*' | sort -u | tr '\n' ';')"
+done
+
+printf '\n%-22s %12s %12s %8s\n' query "view s" "plain s" ratio
+for pair in "${pairs[@]}"; do
+  IFS='|' read -r name view plain <<<"$pair"
+  hyperfine --warmup 1 --runs "$RUNS" --export-json "$LOG_DIR/$name.json" \
+    -n view "psql '$PG_URL' -qtAc \"$view\"" \
+    -n plain "psql '$PG_URL' -qtAc \"$plain\"" >"$LOG_DIR/$name.txt" 2>&1 ||
+    die "hyperfine failed on $name: $(cat "$LOG_DIR/$name.txt")"
+  python3 - "$LOG_DIR/$name.json" "$name" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+view, plain = results["view"]["mean"], results["plain"]["mean"]
+print(f"{sys.argv[2]:<22} {view:12.4f} {plain:12.4f} {view / plain:8.2f}")
+PY
+done
+psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE"
