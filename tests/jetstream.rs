@@ -217,6 +217,7 @@ async fn nothing_acknowledged_is_lost_or_doubled_when_the_leader_and_a_loader_ar
             assert_eq!(counts.get(id), Some(&1), "{id} in {table}");
         }
     }
+    warehouse.drop_schema().await;
 }
 
 #[tokio::test]
@@ -322,6 +323,7 @@ async fn a_loader_that_was_down_catches_up_and_status_shows_its_lag() {
     let metrics = client.get(loader.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("postgres"), "the loader serves its sink's metrics:\n{metrics}");
     assert!(loader.stderr().contains("cannot read the stream"), "{}", loader.output());
+    warehouse.drop_schema().await;
 }
 
 #[tokio::test]
@@ -525,4 +527,5 @@ async fn replay_loads_a_range_of_the_stream_again_into_every_sink() {
     let failed = cli(dir.path(), &["replay", "--failed", "--config"], &config);
     assert_eq!(failed.status.code(), Some(1));
     assert!(failed.stderr.contains("--seq A..B or --since"), "{}", failed.stderr);
+    warehouse.drop_schema().await;
 }
