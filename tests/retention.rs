@@ -177,3 +177,44 @@ async fn check_config_refuses_bodies_kept_longer_than_their_rows() {
     assert!(!output.status.success());
     assert!(text.contains("`retention.raw_bodies_days` (120) is longer"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_taken_out_of_the_configuration_holds_retention_back_until_forgotten() {
+    // A PostgreSQL sink configured once and never reached: its cursor is made at 0 and stays.
+    let down = pg::Warehouse::offline_sink("postgres://postgres@127.0.0.1:1/test", "forget");
+    let app = spawn_app_with(|config| config.sinks.postgres = Some(down.clone())).await;
+    for n in 1..=3 {
+        stored_seq(app.post_webhook(&email_open(&format!("forget{n}"))).await).await;
+    }
+    wait_embedded_loaded(&app.db());
+    let db_path = app.db_path();
+    let data_dir = app.stop().await.unwrap();
+    let db = Connection::open(&db_path).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    for seq in 1..=3 {
+        age(&db, seq, 100);
+    }
+
+    // Still in the configuration: refused, since `serve` would load everything again.
+    let config = data_dir.path().join("hookhouse.toml");
+    std::fs::write(&config, "[sinks.postgres]\nurl = \"postgres://postgres@127.0.0.1:1/test\"\n")
+        .unwrap();
+    let (ok, out) = hookhouse(
+        &["forget-sink", "postgres", "--config", config.to_str().unwrap()],
+        data_dir.path(),
+    );
+    assert!(!ok && out.contains("is in the configuration"), "{out}");
+    assert_eq!(seqs(&db, "SELECT count(*) FROM sink_cursors WHERE sink = 'postgres'"), [1]);
+
+    // Taken out of it: the cursor goes, and retention removes what the sinks left loaded.
+    let (ok, out) = hookhouse(&["forget-sink", "postgres"], data_dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("forgot sink `postgres` (it had loaded up to seq 0)"), "{out}");
+    assert!(out.contains("up to seq 3 (sink `sqlite` is the furthest behind)"), "{out}");
+    let (ok, out) = hookhouse(&["forget-sink", "postgres"], data_dir.path());
+    assert!(!ok && out.contains("it has: sqlite"), "{out}");
+    let (ok, out) = hookhouse(&["prune"], data_dir.path());
+    assert!(ok, "{out}");
+    assert!(seqs(&db, ROWS).is_empty(), "{out}");
+    assert_eq!(seqs(&db, "SELECT count(*) FROM events"), [3], "events are kept");
+}

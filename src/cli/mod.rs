@@ -3,6 +3,7 @@
 mod backup;
 mod check;
 mod check_config;
+mod forget_sink;
 mod prune;
 mod replay;
 mod secret;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Apply `[retention]` now (`serve` does every minute), or with --dry-run say what would
     /// be removed.
     Prune(prune::PruneArgs),
+    /// Remove the cursor of a sink taken out of the configuration, which otherwise holds
+    /// `[retention]` back forever (safe while `serve` runs).
+    ForgetSink(forget_sink::ForgetSinkArgs),
     /// Check the store for damage: SQLite's full check, every body against its digest, and
     /// requests the sinks loaded that are missing; exit 1 if damaged (safe while `serve` runs).
     Check(check::CheckArgs),
@@ -73,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::status(&args).await,
         Command::Backup(args) => backup::run(&args),
         Command::Prune(args) => prune::run(&args),
+        Command::ForgetSink(args) => forget_sink::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(args).await,
         Command::Simulate(args) => {

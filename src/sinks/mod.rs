@@ -98,6 +98,18 @@ pub fn source_keys(config: &Config) -> HashMap<String, PseudonymKey> {
         .collect()
 }
 
+/// The names of the sinks `config` runs (their cursors' names), the embedded one first.
+pub fn configured(config: &Config) -> Vec<&'static str> {
+    let mut names = vec![sqlite::SINK_NAME];
+    if config.sinks.postgres.is_some() {
+        names.push(postgres::SINK_NAME);
+    }
+    if config.sinks.parquet.is_some() {
+        names.push(parquet::SINK_NAME);
+    }
+    names
+}
+
 /// Starts every configured sink on the runner; they stop when `stop` is cancelled.
 pub fn start(
     config: &Config,

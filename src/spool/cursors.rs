@@ -147,6 +147,14 @@ pub(super) fn behind(
     Ok(((last - position).max(0).unsigned_abs(), seconds))
 }
 
+/// Removes a sink's cursor; where it was, if it had one.
+pub(super) fn forget(conn: &Connection, sink: &str) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("DELETE FROM sink_cursors WHERE sink = ?1 RETURNING position", [sink], |row| {
+        row.get(0)
+    })
+    .optional()
+}
+
 /// Every sink that has a cursor, by name.
 pub(super) fn sinks(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut statement = conn.prepare("SELECT sink FROM sink_cursors ORDER BY sink")?;

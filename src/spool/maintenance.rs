@@ -110,6 +110,17 @@ impl Maintenance {
     }
 }
 
+impl Maintenance {
+    /// Removes the cursor of a sink no longer configured, so that it holds retention back no
+    /// more. Returns where it was, or the sinks the store has when it has no such cursor.
+    pub fn forget_sink(&mut self, sink: &str) -> Result<Result<i64, Vec<String>>, SpoolError> {
+        self.write(|tx| match cursors::forget(tx, sink)? {
+            Some(position) => Ok(Ok(position)),
+            None => Ok(Err(cursors::sinks(tx)?)),
+        })
+    }
+}
+
 /// Sends every sink but `except` back to just before `seq`, in the caller's transaction, and
 /// voids acknowledgements of batches read before: they load again.
 pub fn rewind_sinks(conn: &Connection, seq: i64, except: &str) -> rusqlite::Result<()> {

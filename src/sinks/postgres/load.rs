@@ -29,7 +29,7 @@ use crate::sinks::columns::{
 use crate::spool::Refusal;
 
 /// The name this sink records its refusals under.
-pub(super) const SINK_NAME: &str = "postgres";
+pub const SINK_NAME: &str = "postgres";
 
 /// The two connections a batch loads over, side by side: PostgreSQL parses COPY data in one
 /// process per connection, so two use two cores.

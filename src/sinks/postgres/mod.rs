@@ -31,7 +31,8 @@ use super::batch::Batch;
 use super::{RunnerSettings, Sink, SinkError};
 use crate::config::PostgresConfig;
 use crate::spool::Refusal;
-use load::{Connections, SINK_NAME};
+use load::Connections;
+pub use load::SINK_NAME;
 
 /// Errors inside the sink, before the runner sees them as retryable or permanent.
 #[derive(Debug, thiserror::Error)]
