@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use common::{TestApp, spawn_app, spawn_app_with, wait_embedded_loaded};
+use hookhouse::sinks::metric_views::{Dialect, metric_views};
+use hookhouse::spool::Selection;
 use rusqlite::types::ValueRef;
 use serde_json::{Value, json};
 
@@ -209,6 +211,47 @@ async fn the_embedded_views_count_what_the_fixture_holds() {
     app.stop().await.unwrap();
 }
 
+async fn pg_rows(
+    warehouse: &pg::Warehouse,
+    select: &str,
+    order: &str,
+) -> Vec<BTreeMap<String, Value>> {
+    let sql = format!("SELECT to_jsonb(v) FROM ({select}) v ORDER BY {order}");
+    warehouse
+        .client
+        .query(&sql, &[])
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .iter()
+        .map(|r| normalise(serde_json::from_value(r.get::<_, Value>(0)).unwrap()))
+        .collect()
+}
+
+/// Every PostgreSQL view against the embedded store's, value for value.
+async fn assert_same_as_embedded(app: &TestApp, warehouse: &pg::Warehouse, when: &str) {
+    for (view, order) in VIEWS {
+        let embedded = sqlite_rows(app, view, order);
+        assert!(!embedded.is_empty(), "{view} is empty");
+        let select = format!("SELECT * FROM {}.{view}", warehouse.schema);
+        assert_eq!(pg_rows(warehouse, &select, order).await, embedded, "{view} {when}");
+    }
+}
+
+/// PostgreSQL's counted campaign views against the same figures counted from its events.
+async fn assert_counts_match_events(warehouse: &pg::Warehouse, when: &str) {
+    let events = format!("{}.events", warehouse.schema);
+    let from_events = metric_views(Dialect::Postgres, &events);
+    for (view, order) in &VIEWS[..2] {
+        let (_, select) = from_events.iter().find(|(name, _)| name == view).unwrap();
+        let counted = format!("SELECT * FROM {}.{view}", warehouse.schema);
+        assert_eq!(
+            pg_rows(warehouse, &counted, order).await,
+            pg_rows(warehouse, select, order).await,
+            "{view} {when}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
     let Some(url) = pg::database_url() else { return };
@@ -216,24 +259,80 @@ async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
     let app = spawn_app_with(|config| warehouse.configure(config, &url)).await;
     send_fixture(&app).await;
     pg::wait_caught_up(&app.db_path(), std::time::Duration::from_secs(30)).await;
+    let definition: String = warehouse
+        .client
+        .query_one(
+            "SELECT definition FROM pg_views WHERE schemaname = $1 AND viewname = 'campaign_daily'",
+            &[&warehouse.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(definition.contains("campaign_day_counts"), "read from the counts: {definition}");
+    assert_same_as_embedded(&app, &warehouse, "after loading").await;
 
-    for (view, order) in VIEWS {
-        let embedded = sqlite_rows(&app, view, order);
-        assert!(!embedded.is_empty(), "{view} is empty");
-        let sql = format!(
-            "SELECT to_jsonb(v) FROM {schema}.{view} v ORDER BY {order}",
-            schema = warehouse.schema
-        );
-        let warehouse_rows: Vec<_> = warehouse
-            .client
-            .query(&sql, &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| normalise(serde_json::from_value(r.get::<_, Value>(0)).unwrap()))
-            .collect();
-        assert_eq!(warehouse_rows, embedded, "{view} differs between the two databases");
+    // A replay loads every event again (INSERT ... ON CONFLICT DO UPDATE): the counts stay.
+    let db = app.db_path();
+    tokio::task::spawn_blocking(move || {
+        hookhouse::sinks::sqlite::replay::replay(
+            &db,
+            &Selection::All,
+            &Default::default(),
+            |_, _| {},
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    pg::wait_caught_up(&app.db_path(), std::time::Duration::from_secs(30)).await;
+    assert_same_as_embedded(&app, &warehouse, "after a replay").await;
+
+    // Events deleted in the warehouse: b's only open of 1 November goes (a unique open less
+    // that day, not over the campaign: b opened again on the 2nd), and all of campaign 200.
+    warehouse
+        .client
+        .batch_execute(&format!(
+            "DELETE FROM {s}.events WHERE email = 'b@example.com' AND event_name = 'emailOpen'
+               AND created_at < '2026-11-02';
+             DELETE FROM {s}.events WHERE campaign_id = 200;",
+            s = warehouse.schema
+        ))
+        .await
+        .unwrap();
+    assert_counts_match_events(&warehouse, "after deletes").await;
+    let totals = pg_rows(
+        &warehouse,
+        &format!("SELECT * FROM {}.campaign_totals", warehouse.schema),
+        "campaign_id",
+    )
+    .await;
+    assert_eq!(totals.len(), 1, "campaign 200 has no events left: {totals:?}");
+    assert_eq!((&totals[0]["opens"], &totals[0]["unique_opens"]), (&json!(4), &json!(2)));
+
+    // An upgrade from a schema before the counts: the migration counts the events there are.
+    let data_dir = app.stop().await.unwrap();
+    warehouse
+        .client
+        .batch_execute(&format!(
+            "DROP TABLE {s}.campaign_counts, {s}.campaign_day_counts, {s}.campaign_people,
+               {s}.campaign_day_people CASCADE;
+             DROP TYPE {s}.campaign_change CASCADE;
+             DROP FUNCTION {s}.campaign_event_kind(text);
+             DROP FUNCTION {s}.events_added, {s}.events_removed, {s}.events_changed CASCADE;
+             DELETE FROM {s}.schema_migrations WHERE version = 5;",
+            s = warehouse.schema
+        ))
+        .await
+        .unwrap();
+    let app = common::spawn_app_in(data_dir, |config| warehouse.configure(config, &url)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let migrated =
+        format!("SELECT count(*) FROM {}.schema_migrations WHERE version = 5", warehouse.schema);
+    while warehouse.client.query_one(&migrated, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the schema was not upgraded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_counts_match_events(&warehouse, "after the upgrade").await;
     app.stop().await.unwrap();
     warehouse.drop_schema().await;
 }

@@ -67,6 +67,49 @@ pub fn metric_views(dialect: Dialect, events: &str) -> Vec<(&'static str, String
     ]
 }
 
+/// PostgreSQL's `campaign_daily` and `campaign_totals`, read from the counts its triggers keep
+/// (`postgres/campaign_counts.sql`): a row per campaign (and day), not every event. Same
+/// columns and figures as [`metric_views`]' (tests/metric_views.rs compares them).
+pub fn counted_campaign_views(schema: &str) -> Vec<(&'static str, String)> {
+    let measures = |table: &str| {
+        let ratio = |part: &str, whole: &str| {
+            Dialect::Postgres.ratio(&format!("{table}.{part}"), &format!("{table}.{whole}"))
+        };
+        format!(
+            "{table}.sends, {table}.send_skips, {table}.opens, {table}.unique_opens, \
+             {table}.machine_opens, {table}.clicks, {table}.unique_clicks, {table}.bounces, \
+             {table}.complaints, {table}.unsubscribes,\n  {} AS open_rate,\n  \
+             {} AS click_rate,\n  {} AS click_to_open_rate",
+            ratio("unique_opens", "sends"),
+            ratio("unique_clicks", "sends"),
+            ratio("unique_clicks", "unique_opens"),
+        )
+    };
+    vec![
+        (
+            "campaign_daily",
+            format!(
+                "SELECT d.campaign_id, d.campaign_name, d.day,\n  {}\n\
+                 FROM {schema}.campaign_day_counts d\nWHERE d.events > 0",
+                measures("d")
+            ),
+        ),
+        (
+            "campaign_totals",
+            // First and last from `events_campaign`: two index lookups a campaign.
+            format!(
+                "SELECT t.campaign_id, t.campaign_name,\n  \
+                 (SELECT min(e.created_at) FROM {schema}.events e \
+                 WHERE e.campaign_id = t.campaign_id) AS first_event_at,\n  \
+                 (SELECT max(e.created_at) FROM {schema}.events e \
+                 WHERE e.campaign_id = t.campaign_id) AS last_event_at,\n  {}\n\
+                 FROM {schema}.campaign_counts t\nWHERE t.events > 0",
+                measures("t")
+            ),
+        ),
+    ]
+}
+
 fn count(names: &str) -> String {
     format!("count(CASE WHEN event_name IN ({names}) THEN 1 END)")
 }

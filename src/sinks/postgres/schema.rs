@@ -11,7 +11,7 @@
 use tokio_postgres::Client;
 
 use super::PgError;
-use crate::sinks::metric_views::{Dialect, metric_views};
+use crate::sinks::metric_views::{Dialect, counted_campaign_views, metric_views};
 use crate::sinks::views::event_views;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`; `{schema}` is replaced by the
@@ -140,6 +140,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE {schema}.raw_requests ADD COLUMN answer_status bigint;
     ALTER TABLE {schema}.journey_calls ADD COLUMN answer_status bigint;
     "#,
+    // 5: campaign counts kept by triggers on events, for the campaign metric views.
+    include_str!("campaign_counts.sql"),
 ];
 
 /// Brings `schema` to the newest version and (re)creates the event views.
@@ -189,7 +191,12 @@ pub(super) async fn migrate(
             columns.join(", ")
         ));
     }
-    for (view, select) in metric_views(Dialect::Postgres, &format!("{schema}.events")) {
+    // The campaign views read the counts migration 5's triggers keep; the rest read events.
+    let counted = counted_campaign_views(schema);
+    let from_events = metric_views(Dialect::Postgres, &format!("{schema}.events"));
+    for (view, select) in counted.iter().chain(
+        from_events.iter().filter(|(view, _)| counted.iter().all(|(other, _)| other != view)),
+    ) {
         views.push_str(&format!("CREATE OR REPLACE VIEW {schema}.{view} AS {select};\n"));
     }
     tx.batch_execute(&views).await?;
