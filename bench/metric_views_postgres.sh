@@ -5,10 +5,12 @@
 #
 #   bench/metric_views_postgres.sh     # EVENTS=10000000 RUNS=5 PG_URL=postgres://postgres@127.0.0.1:5432/test
 #
-# hookhouse makes the schema (tables, indexes, views: `serve` with the sink on an empty
-# store); the events are then generated in PostgreSQL like bench/inspector_fill.sql's (one
-# event each from 500,000 people over 24 hours, 3,000 campaigns), and ANALYZEd. The schema is
-# dropped at the end.
+# hookhouse makes the schema (tables, indexes, triggers, views: `serve` with the sink on an
+# empty store); events are then generated in PostgreSQL like bench/inspector_fill.sql's (one
+# each from 500,000 people over 24 hours, 3,000 campaigns). It measures what the triggers that
+# keep the campaign counts cost loading (LOAD_EVENTS=500000 in statements of 5,000, with and
+# without them), how long an upgrade takes to count EVENTS events, and then the queries. The
+# schema is dropped at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/lib.sh
@@ -40,10 +42,14 @@ stop_server hookhouse
 psql "$PG_URL" -qtAc "SELECT 1 FROM $SCHEMA.campaign_daily LIMIT 0" >/dev/null ||
   die "hookhouse did not make the views in $SCHEMA"
 
-log "generating $EVENTS events in $SCHEMA.events"
-started=$SECONDS
-psql "$PG_URL" -v ON_ERROR_STOP=1 -q <<SQL
-SET synchronous_commit = off;
+# fill FROM TO [STEP]: events FROM..TO as bench/inspector_fill.sql makes them, in statements
+# of STEP events (the sink loads batches of 5,000: each is one statement for the triggers).
+fill() {
+  local from=$1 to=$2 step=${3:-$(($2 - $1 + 1))} low
+  {
+    echo "SET synchronous_commit = off;"
+    for ((low = from; low <= to; low += step)); do
+      cat <<SQL
 INSERT INTO $SCHEMA.events (event_id, raw_seq, source, event_name, email, created_at,
     received_at, campaign_id, template_id, message_id, data, family, campaign_name,
     email_subject, url, recipient_state)
@@ -61,10 +67,72 @@ FROM (SELECT i, now() - make_interval(secs => ($EVENTS - i) * 86400.0 / $EVENTS)
              ELSE (ARRAY['emailSend', 'emailSend', 'emailOpen', 'emailOpen', 'emailClick',
                          'pushSend', 'pushOpen', 'smsSend', 'inAppOpen', 'emailBounce'])[i % 10 + 1]
         END AS name
-      FROM generate_series(1::bigint, $EVENTS) AS i) AS fill;
-ANALYZE $SCHEMA.events;
+      FROM generate_series($low::bigint, least($((low + step - 1)), $to)) AS i) AS fill;
 SQL
+    done
+  } | psql "$PG_URL" -v ON_ERROR_STOP=1 -q
+}
+empty() {
+  psql "$PG_URL" -qc "TRUNCATE $SCHEMA.events, $SCHEMA.campaign_counts, $SCHEMA.campaign_day_counts,
+    $SCHEMA.campaign_people, $SCHEMA.campaign_day_people"
+}
+triggers() { psql "$PG_URL" -qc "ALTER TABLE $SCHEMA.events $1 TRIGGER USER"; }
+seconds() { local start=$EPOCHREALTIME; "$@"; python3 -c "print(round($EPOCHREALTIME - $start, 2))"; }
+
+# What the triggers cost loading: LOAD_EVENTS events in statements of 5,000, with the triggers
+# and without, rounds alternating.
+LOAD_EVENTS=${LOAD_EVENTS:-500000}
+load_results=()
+for round in 1 2; do
+  for variant in with without; do
+    empty
+    if [[ $variant == with ]]; then triggers ENABLE; else triggers DISABLE; fi
+    took=$(seconds fill 1 "$LOAD_EVENTS" 5000)
+    log "round $round, $variant the counting triggers: $LOAD_EVENTS events in $took s"
+    load_results+=("$variant $took")
+  done
+done
+triggers ENABLE
+python3 - "$LOAD_EVENTS" "${load_results[@]}" <<'PY'
+import sys
+n = int(sys.argv[1])
+took = {"with": [], "without": []}
+for line in sys.argv[2:]:
+    variant, seconds = line.split()
+    took[variant].append(float(seconds))
+rate = {v: n / (sum(t) / len(t)) for v, t in took.items()}
+print(f"loading with / without the counting triggers: {rate['with'] / rate['without']:.3f} "
+      f"({rate['with']:.0f} vs {rate['without']:.0f} events/s, statements of 5,000)")
+PY
+
+# An upgrade: EVENTS events loaded without the triggers, then counted as migration 5 does
+# (src/sinks/postgres/campaign_counts.sql's last block).
+log "generating $EVENTS events in $SCHEMA.events (triggers off)"
+empty
+triggers DISABLE
+started=$SECONDS
+fill 1 "$EVENTS"
+psql "$PG_URL" -qc "ANALYZE $SCHEMA.events"
+triggers ENABLE
 log "generated in $((SECONDS - started)) s: $(psql "$PG_URL" -qtAc "SELECT pg_size_pretty(pg_total_relation_size('$SCHEMA.events'))")"
+backfill() {
+  psql "$PG_URL" -v ON_ERROR_STOP=1 -q <<SQL
+DO \$\$
+DECLARE
+    last_seq bigint := (SELECT coalesce(max(raw_seq), 0) FROM $SCHEMA.events);
+    low bigint := 0;
+BEGIN
+    WHILE low < last_seq LOOP
+        PERFORM $SCHEMA.apply_campaign_changes(ARRAY(
+            SELECT $SCHEMA.campaign_change_of(e, 1) FROM $SCHEMA.events e
+            WHERE e.campaign_id IS NOT NULL AND e.raw_seq > low AND e.raw_seq <= low + 100000));
+        low := low + 100000;
+    END LOOP;
+END \$\$;
+ANALYZE $SCHEMA.campaign_counts, $SCHEMA.campaign_day_counts;
+SQL
+}
+echo "counting $EVENTS events as the upgrade does: $(seconds backfill) s"
 
 campaign=$((100000 + 1234))
 person="user4242@example.com"
