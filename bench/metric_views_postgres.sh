@@ -74,7 +74,7 @@ SQL
 }
 empty() {
   psql "$PG_URL" -qc "TRUNCATE $SCHEMA.events, $SCHEMA.campaign_counts, $SCHEMA.campaign_day_counts,
-    $SCHEMA.campaign_people, $SCHEMA.campaign_day_people"
+    $SCHEMA.campaign_people, $SCHEMA.campaign_day_people, $SCHEMA.campaign_day_names"
 }
 triggers() { psql "$PG_URL" -qc "ALTER TABLE $SCHEMA.events $1 TRIGGER USER"; }
 seconds() { local start=$EPOCHREALTIME; "$@"; python3 -c "print(round($EPOCHREALTIME - $start, 2))"; }

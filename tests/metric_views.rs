@@ -271,7 +271,30 @@ async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
     assert!(definition.contains("campaign_day_counts"), "read from the counts: {definition}");
     assert_same_as_embedded(&app, &warehouse, "after loading").await;
 
-    // A replay loads every event again (INSERT ... ON CONFLICT DO UPDATE): the counts stay.
+    // Rows an older version got wrong (b's click filed under campaign 200, c's bounce read as
+    // an open): the counts follow the update, and a replay, which loads every event again
+    // (INSERT ... ON CONFLICT DO UPDATE), puts them right.
+    warehouse
+        .client
+        .batch_execute(&format!(
+            "UPDATE {s}.events SET campaign_id = 200 WHERE email = 'b@example.com'
+               AND event_name = 'emailClick';
+             UPDATE {s}.events SET event_name = 'emailOpen' WHERE event_name = 'emailBounce';",
+            s = warehouse.schema
+        ))
+        .await
+        .unwrap();
+    assert_counts_match_events(&warehouse, "after updates").await;
+    assert_ne!(
+        pg_rows(
+            &warehouse,
+            &format!("SELECT * FROM {}.campaign_totals", warehouse.schema),
+            "campaign_id"
+        )
+        .await,
+        sqlite_rows(&app, "campaign_totals", "campaign_id"),
+        "the stale rows show"
+    );
     let db = app.db_path();
     tokio::task::spawn_blocking(move || {
         hookhouse::sinks::sqlite::replay::replay(
@@ -315,7 +338,7 @@ async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
         .client
         .batch_execute(&format!(
             "DROP TABLE {s}.campaign_counts, {s}.campaign_day_counts, {s}.campaign_people,
-               {s}.campaign_day_people CASCADE;
+               {s}.campaign_day_people, {s}.campaign_day_names CASCADE;
              DROP TYPE {s}.campaign_change CASCADE;
              DROP FUNCTION {s}.campaign_event_kind(text);
              DROP FUNCTION {s}.events_added, {s}.events_removed, {s}.events_changed CASCADE;

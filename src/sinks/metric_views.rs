@@ -89,7 +89,9 @@ pub fn counted_campaign_views(schema: &str) -> Vec<(&'static str, String)> {
         (
             "campaign_daily",
             format!(
-                "SELECT d.campaign_id, d.campaign_name, d.day,\n  {}\n\
+                "SELECT d.campaign_id,\n  (SELECT max(n.campaign_name) FROM {schema}.campaign_day_names n \
+                 WHERE n.campaign_id = d.campaign_id AND n.day = d.day AND n.events > 0) \
+                 AS campaign_name,\n  d.day,\n  {}\n\
                  FROM {schema}.campaign_day_counts d\nWHERE d.events > 0",
                 measures("d")
             ),
@@ -98,7 +100,8 @@ pub fn counted_campaign_views(schema: &str) -> Vec<(&'static str, String)> {
             "campaign_totals",
             // First and last from `events_campaign`: two index lookups a campaign.
             format!(
-                "SELECT t.campaign_id, t.campaign_name,\n  \
+                "SELECT t.campaign_id,\n  (SELECT max(n.campaign_name) FROM {schema}.campaign_day_names n \
+                 WHERE n.campaign_id = t.campaign_id AND n.events > 0) AS campaign_name,\n  \
                  (SELECT min(e.created_at) FROM {schema}.events e \
                  WHERE e.campaign_id = t.campaign_id) AS first_event_at,\n  \
                  (SELECT max(e.created_at) FROM {schema}.events e \

@@ -41,7 +41,6 @@ $$;
 CREATE TABLE {schema}.campaign_day_counts (
     campaign_id   bigint NOT NULL,
     day           date   NOT NULL,
-    campaign_name text,
     events        bigint NOT NULL,
     sends         bigint NOT NULL,
     send_skips    bigint NOT NULL,
@@ -57,7 +56,6 @@ CREATE TABLE {schema}.campaign_day_counts (
 );
 CREATE TABLE {schema}.campaign_counts (
     campaign_id   bigint PRIMARY KEY,
-    campaign_name text,
     events        bigint NOT NULL,
     sends         bigint NOT NULL,
     send_skips    bigint NOT NULL,
@@ -69,6 +67,15 @@ CREATE TABLE {schema}.campaign_counts (
     bounces       bigint NOT NULL,
     complaints    bigint NOT NULL,
     unsubscribes  bigint NOT NULL
+);
+-- The names a campaign's events carried each day, with how many: the views show the greatest
+-- name of the events there are, as a `max(campaign_name)` over them would.
+CREATE TABLE {schema}.campaign_day_names (
+    campaign_id   bigint NOT NULL,
+    day           date   NOT NULL,
+    campaign_name text   NOT NULL,
+    events        bigint NOT NULL,
+    PRIMARY KEY (campaign_id, day, campaign_name)
 );
 -- Each person's opens and clicks of a campaign (on a day): what unique counts are made of.
 CREATE TABLE {schema}.campaign_day_people (
@@ -115,7 +122,7 @@ LANGUAGE sql AS $$
         GROUP BY cur.campaign_id, cur.day
     ),
     counts AS (
-        SELECT campaign_id, day, max(campaign_name) AS campaign_name, sum(sign) AS events,
+        SELECT campaign_id, day, sum(sign) AS events,
             coalesce(sum(sign) FILTER (WHERE kind = 'send'), 0) AS sends,
             coalesce(sum(sign) FILTER (WHERE kind = 'skip'), 0) AS send_skips,
             coalesce(sum(sign) FILTER (WHERE kind = 'open'), 0) AS opens,
@@ -127,13 +134,12 @@ LANGUAGE sql AS $$
         FROM c GROUP BY campaign_id, day
     )
     INSERT INTO {schema}.campaign_day_counts AS t
-    SELECT k.campaign_id, k.day, k.campaign_name, k.events, k.sends, k.send_skips, k.opens,
+    SELECT k.campaign_id, k.day, k.events, k.sends, k.send_skips, k.opens,
         coalesce(u.opens, 0), k.machine_opens, k.clicks, coalesce(u.clicks, 0), k.bounces,
         k.complaints, k.unsubscribes
     FROM counts k LEFT JOIN uniques u USING (campaign_id, day)
     ORDER BY k.campaign_id, k.day
     ON CONFLICT (campaign_id, day) DO UPDATE SET
-        campaign_name = greatest(t.campaign_name, excluded.campaign_name),
         events = t.events + excluded.events, sends = t.sends + excluded.sends,
         send_skips = t.send_skips + excluded.send_skips, opens = t.opens + excluded.opens,
         unique_opens = t.unique_opens + excluded.unique_opens,
@@ -167,7 +173,7 @@ LANGUAGE sql AS $$
         GROUP BY cur.campaign_id
     ),
     counts AS (
-        SELECT campaign_id, max(campaign_name) AS campaign_name, sum(sign) AS events,
+        SELECT campaign_id, sum(sign) AS events,
             coalesce(sum(sign) FILTER (WHERE kind = 'send'), 0) AS sends,
             coalesce(sum(sign) FILTER (WHERE kind = 'skip'), 0) AS send_skips,
             coalesce(sum(sign) FILTER (WHERE kind = 'open'), 0) AS opens,
@@ -179,13 +185,12 @@ LANGUAGE sql AS $$
         FROM c GROUP BY campaign_id
     )
     INSERT INTO {schema}.campaign_counts AS t
-    SELECT k.campaign_id, k.campaign_name, k.events, k.sends, k.send_skips, k.opens,
+    SELECT k.campaign_id, k.events, k.sends, k.send_skips, k.opens,
         coalesce(u.opens, 0), k.machine_opens, k.clicks, coalesce(u.clicks, 0), k.bounces,
         k.complaints, k.unsubscribes
     FROM counts k LEFT JOIN uniques u USING (campaign_id)
     ORDER BY k.campaign_id
     ON CONFLICT (campaign_id) DO UPDATE SET
-        campaign_name = greatest(t.campaign_name, excluded.campaign_name),
         events = t.events + excluded.events, sends = t.sends + excluded.sends,
         send_skips = t.send_skips + excluded.send_skips, opens = t.opens + excluded.opens,
         unique_opens = t.unique_opens + excluded.unique_opens,
@@ -194,6 +199,13 @@ LANGUAGE sql AS $$
         unique_clicks = t.unique_clicks + excluded.unique_clicks,
         bounces = t.bounces + excluded.bounces, complaints = t.complaints + excluded.complaints,
         unsubscribes = t.unsubscribes + excluded.unsubscribes;
+
+    INSERT INTO {schema}.campaign_day_names AS n (campaign_id, day, campaign_name, events)
+    SELECT campaign_id, day, campaign_name, sum(sign) FROM unnest(changes)
+    WHERE campaign_name IS NOT NULL
+    GROUP BY campaign_id, day, campaign_name
+    ORDER BY campaign_id, day, campaign_name
+    ON CONFLICT (campaign_id, day, campaign_name) DO UPDATE SET events = n.events + excluded.events;
 $$;
 
 -- One event as a change: dated and attributed as the views do.
