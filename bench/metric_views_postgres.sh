@@ -73,7 +73,7 @@ SQL
   } | psql "$PG_URL" -v ON_ERROR_STOP=1 -q
 }
 empty() {
-  psql "$PG_URL" -qc "TRUNCATE $SCHEMA.events, $SCHEMA.campaign_counts, $SCHEMA.campaign_day_counts,
+  psql "$PG_URL" -qc "TRUNCATE $SCHEMA.events, $SCHEMA.campaign_uniques, $SCHEMA.campaign_day_counts,
     $SCHEMA.campaign_people, $SCHEMA.campaign_day_people, $SCHEMA.campaign_day_names"
 }
 triggers() { psql "$PG_URL" -qc "ALTER TABLE $SCHEMA.events $1 TRIGGER USER"; }
@@ -129,7 +129,7 @@ BEGIN
         low := low + 100000;
     END LOOP;
 END \$\$;
-ANALYZE $SCHEMA.campaign_counts, $SCHEMA.campaign_day_counts;
+ANALYZE $SCHEMA.campaign_uniques, $SCHEMA.campaign_day_counts;
 SQL
 }
 echo "counting $EVENTS events as the upgrade does: $(seconds backfill) s"

@@ -337,7 +337,7 @@ async fn postgres_views_hold_the_same_rows_as_the_embedded_ones() {
     warehouse
         .client
         .batch_execute(&format!(
-            "DROP TABLE {s}.campaign_counts, {s}.campaign_day_counts, {s}.campaign_people,
+            "DROP TABLE {s}.campaign_uniques, {s}.campaign_day_counts, {s}.campaign_people,
                {s}.campaign_day_people, {s}.campaign_day_names CASCADE;
              DROP TYPE {s}.campaign_change CASCADE;
              DROP FUNCTION {s}.campaign_event_kind(text);

@@ -68,7 +68,7 @@ pub fn metric_views(dialect: Dialect, events: &str) -> Vec<(&'static str, String
 }
 
 /// PostgreSQL's `campaign_daily` and `campaign_totals`, read from the counts its triggers keep
-/// (`postgres/campaign_counts.sql`): a row per campaign (and day), not every event. Same
+/// (`postgres/campaign_counts.sql`): a row per campaign and day, not every event. Same
 /// columns and figures as [`metric_views`]' (tests/metric_views.rs compares them).
 pub fn counted_campaign_views(schema: &str) -> Vec<(&'static str, String)> {
     let measures = |table: &str| {
@@ -85,6 +85,20 @@ pub fn counted_campaign_views(schema: &str) -> Vec<(&'static str, String)> {
             ratio("unique_clicks", "unique_opens"),
         )
     };
+    // A campaign's counts are its days' added up; only its unique people are kept apart.
+    let summed = [
+        "events",
+        "sends",
+        "send_skips",
+        "opens",
+        "machine_opens",
+        "clicks",
+        "bounces",
+        "complaints",
+        "unsubscribes",
+    ]
+    .map(|column| format!("CAST(sum(d.{column}) AS bigint) AS {column}"))
+    .join(", ");
     vec![
         (
             "campaign_daily",
@@ -106,7 +120,12 @@ pub fn counted_campaign_views(schema: &str) -> Vec<(&'static str, String)> {
                  WHERE e.campaign_id = t.campaign_id) AS first_event_at,\n  \
                  (SELECT max(e.created_at) FROM {schema}.events e \
                  WHERE e.campaign_id = t.campaign_id) AS last_event_at,\n  {}\n\
-                 FROM {schema}.campaign_counts t\nWHERE t.events > 0",
+                 FROM (SELECT d.campaign_id, {summed},\n    \
+                 coalesce(max(u.unique_opens), 0) AS unique_opens,\n    \
+                 coalesce(max(u.unique_clicks), 0) AS unique_clicks\n  \
+                 FROM {schema}.campaign_day_counts d\n  \
+                 LEFT JOIN {schema}.campaign_uniques u USING (campaign_id)\n  \
+                 GROUP BY d.campaign_id) t\nWHERE t.events > 0",
                 measures("t")
             ),
         ),

@@ -36,8 +36,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
--- Per campaign and day, and per campaign: `events` counts every event (a campaign whose
--- events are all gone has 0 and no row in the views).
+-- Per campaign and day: `events` counts every event (a campaign whose events are all gone
+-- has 0 and no row in the views).
 CREATE TABLE {schema}.campaign_day_counts (
     campaign_id   bigint NOT NULL,
     day           date   NOT NULL,
@@ -54,19 +54,12 @@ CREATE TABLE {schema}.campaign_day_counts (
     unsubscribes  bigint NOT NULL,
     PRIMARY KEY (campaign_id, day)
 );
-CREATE TABLE {schema}.campaign_counts (
+-- A campaign's unique people over all its days: not the sum of its days' (a person opening
+-- on two days is one). Its other counts are its days' added up.
+CREATE TABLE {schema}.campaign_uniques (
     campaign_id   bigint PRIMARY KEY,
-    events        bigint NOT NULL,
-    sends         bigint NOT NULL,
-    send_skips    bigint NOT NULL,
-    opens         bigint NOT NULL,
     unique_opens  bigint NOT NULL,
-    machine_opens bigint NOT NULL,
-    clicks        bigint NOT NULL,
-    unique_clicks bigint NOT NULL,
-    bounces       bigint NOT NULL,
-    complaints    bigint NOT NULL,
-    unsubscribes  bigint NOT NULL
+    unique_clicks bigint NOT NULL
 );
 -- The names a campaign's events carried each day, with how many: the views show the greatest
 -- name of the events there are, as a `max(campaign_name)` over them would.
@@ -171,34 +164,13 @@ LANGUAGE sql AS $$
             sum((cur.clicks > 0)::int - (cur.clicks - d.clicks > 0)::int) AS clicks
         FROM people cur JOIN delta d USING (campaign_id, person)
         GROUP BY cur.campaign_id
-    ),
-    counts AS (
-        SELECT campaign_id, sum(sign) AS events,
-            coalesce(sum(sign) FILTER (WHERE kind = 'send'), 0) AS sends,
-            coalesce(sum(sign) FILTER (WHERE kind = 'skip'), 0) AS send_skips,
-            coalesce(sum(sign) FILTER (WHERE kind = 'open'), 0) AS opens,
-            coalesce(sum(sign) FILTER (WHERE kind = 'open' AND machine), 0) AS machine_opens,
-            coalesce(sum(sign) FILTER (WHERE kind = 'click'), 0) AS clicks,
-            coalesce(sum(sign) FILTER (WHERE kind = 'bounce'), 0) AS bounces,
-            coalesce(sum(sign) FILTER (WHERE kind = 'complaint'), 0) AS complaints,
-            coalesce(sum(sign) FILTER (WHERE kind = 'unsubscribe'), 0) AS unsubscribes
-        FROM c GROUP BY campaign_id
     )
-    INSERT INTO {schema}.campaign_counts AS t
-    SELECT k.campaign_id, k.events, k.sends, k.send_skips, k.opens,
-        coalesce(u.opens, 0), k.machine_opens, k.clicks, coalesce(u.clicks, 0), k.bounces,
-        k.complaints, k.unsubscribes
-    FROM counts k LEFT JOIN uniques u USING (campaign_id)
-    ORDER BY k.campaign_id
+    INSERT INTO {schema}.campaign_uniques AS t (campaign_id, unique_opens, unique_clicks)
+    SELECT campaign_id, opens, clicks FROM uniques
+    ORDER BY campaign_id
     ON CONFLICT (campaign_id) DO UPDATE SET
-        events = t.events + excluded.events, sends = t.sends + excluded.sends,
-        send_skips = t.send_skips + excluded.send_skips, opens = t.opens + excluded.opens,
         unique_opens = t.unique_opens + excluded.unique_opens,
-        machine_opens = t.machine_opens + excluded.machine_opens,
-        clicks = t.clicks + excluded.clicks,
-        unique_clicks = t.unique_clicks + excluded.unique_clicks,
-        bounces = t.bounces + excluded.bounces, complaints = t.complaints + excluded.complaints,
-        unsubscribes = t.unsubscribes + excluded.unsubscribes;
+        unique_clicks = t.unique_clicks + excluded.unique_clicks;
 
     INSERT INTO {schema}.campaign_day_names AS n (campaign_id, day, campaign_name, events)
     SELECT campaign_id, day, campaign_name, sum(sign) FROM unnest(changes)
