@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
+use rusqlite::{Connection, OptionalExtension as _};
 
 use super::SpoolError;
 use crate::request::{BodyCheck, check_body};
@@ -278,15 +278,9 @@ pub(super) fn guard_sequence(conn: &Connection) -> rusqlite::Result<Option<SeqGa
     Ok(Some(gap))
 }
 
+/// The store read-only, waiting up to 10 s for a lock (a checkpoint resetting the WAL).
 fn open_read_only(db_path: &Path) -> Result<Connection, SpoolError> {
-    if !db_path.is_file() {
-        return Err(SpoolError::Missing(db_path.display().to_string()));
-    }
-    let conn = Connection::open_with_flags(
-        db_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| SpoolError::Open { path: db_path.display().to_string(), source })?;
+    let conn = super::reader::open_read_only(db_path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     Ok(conn)
 }

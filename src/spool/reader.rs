@@ -44,18 +44,22 @@ pub struct Totals {
     pub failed_events: i64,
 }
 
+/// A read-only connection to an existing store (a missing file is an error, not a new store).
+pub(super) fn open_read_only(db_path: &Path) -> Result<Connection, SpoolError> {
+    if !db_path.is_file() {
+        return Err(SpoolError::Missing(db_path.display().to_string()));
+    }
+    Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| SpoolError::Open { path: db_path.display().to_string(), source })
+}
+
 impl SpoolReader {
     /// Opens an existing store for reading.
     pub fn open(db_path: &Path) -> Result<SpoolReader, SpoolError> {
-        if !db_path.is_file() {
-            return Err(SpoolError::Missing(db_path.display().to_string()));
-        }
-        let conn = Connection::open_with_flags(
-            db_path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| SpoolError::Open { path: db_path.display().to_string(), source })?;
-        Ok(SpoolReader { conn })
+        Ok(SpoolReader { conn: open_read_only(db_path)? })
     }
 
     pub(super) fn conn(&self) -> &Connection {
