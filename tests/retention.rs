@@ -126,25 +126,36 @@ async fn the_defaults_remove_what_every_sink_loaded_and_keep_the_rest() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warehouse_that_is_down_holds_requests_back_until_it_has_loaded_them() {
-    let Some(url) = pg::database_url() else { return };
-    let warehouse = pg::Warehouse::new(&url, "retention").await;
-    // PostgreSQL unreachable: the sink's cursor is made at 0 and stays there.
+/// A stopped store of `count` requests, 100 days old, that a PostgreSQL sink (for `schema`,
+/// never reached: its cursor is made at 0 and stays there) has not loaded; the store opened
+/// read-write, as an operator's sqlite3 would be.
+async fn held_back_by_postgres(
+    schema: &str,
+    prefix: &str,
+    count: i64,
+) -> (tempfile::TempDir, std::path::PathBuf, Connection) {
     let mut down = pg::Warehouse::offline_sink("postgres://postgres@127.0.0.1:1/test", "x");
-    down.schema = warehouse.schema.clone();
+    down.schema = schema.to_owned();
     let app = spawn_app_with(|config| config.sinks.postgres = Some(down.clone())).await;
-    for n in 1..=4 {
-        stored_seq(app.post_webhook(&email_open(&format!("pg{n}"))).await).await;
+    for n in 1..=count {
+        stored_seq(app.post_webhook(&email_open(&format!("{prefix}{n}"))).await).await;
     }
     wait_embedded_loaded(&app.db());
     let db_path = app.db_path();
     let data_dir = app.stop().await.unwrap();
     let db = Connection::open(&db_path).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    for seq in 1..=4 {
+    for seq in 1..=count {
         age(&db, seq, 100);
     }
+    (data_dir, db_path, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warehouse_that_is_down_holds_requests_back_until_it_has_loaded_them() {
+    let Some(url) = pg::database_url() else { return };
+    let warehouse = pg::Warehouse::new(&url, "retention").await;
+    let (data_dir, db_path, db) = held_back_by_postgres(&warehouse.schema, "pg", 4).await;
     let (ok, out) = hookhouse(&["prune"], data_dir.path());
     assert!(ok, "{out}");
     assert!(out.contains("removed 0 requests"), "{out}");
@@ -180,20 +191,9 @@ async fn check_config_refuses_bodies_kept_longer_than_their_rows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_taken_out_of_the_configuration_holds_retention_back_until_forgotten() {
-    // A PostgreSQL sink configured once and never reached: its cursor is made at 0 and stays.
-    let down = pg::Warehouse::offline_sink("postgres://postgres@127.0.0.1:1/test", "forget");
-    let app = spawn_app_with(|config| config.sinks.postgres = Some(down.clone())).await;
-    for n in 1..=3 {
-        stored_seq(app.post_webhook(&email_open(&format!("forget{n}"))).await).await;
-    }
-    wait_embedded_loaded(&app.db());
-    let db_path = app.db_path();
-    let data_dir = app.stop().await.unwrap();
-    let db = Connection::open(&db_path).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    for seq in 1..=3 {
-        age(&db, seq, 100);
-    }
+    let schema =
+        pg::Warehouse::offline_sink("postgres://postgres@127.0.0.1:1/test", "forget").schema;
+    let (data_dir, _, db) = held_back_by_postgres(&schema, "forget", 3).await;
 
     // Still in the configuration: refused, since `serve` would load everything again.
     let config = data_dir.path().join("hookhouse.toml");
