@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Helpers shared by the bench/*.sh scripts: tools and build, starting, probing and stopping one
 # server, wrk and its BENCH line, the store's counts, the filled stores of bench/inspector.sh and
-# bench/journey_answers.sh, and the embedded `sqlite` sink's lag read from `GET /metrics`. Sourced, not run; the caller sets `set -euo pipefail`,
+# bench/journey_answers.sh, and the embedded `sqlite` sink's lag read from `GET /metrics`, and hyperfine's view-to-plain ratio. Sourced, not run; the caller sets `set -euo pipefail`,
 # cds to the repo root and then sources this file.
 #
 # It installs an EXIT trap (see cleanup): a caller adds its own temporary files to
@@ -349,4 +349,17 @@ wait_catchup() {
     sleep 0.1
   done
   awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }'
+}
+
+# --- hyperfine --------------------------------------------------------------------------------
+
+# view_ratio JSON NAME: "NAME view_s plain_s ratio" from a hyperfine export of two commands
+# named `view` and `plain` (bench/metric_views.sh, bench/metric_views_postgres.sh).
+view_ratio() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+view, plain = results["view"]["mean"], results["plain"]["mean"]
+print(f"{sys.argv[2]:<22} {view:12.4f} {plain:12.4f} {view / plain:8.2f}")
+PY
 }

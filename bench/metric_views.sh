@@ -56,51 +56,40 @@ for pair in "${pairs[@]}"; do
     -n view "sqlite3 -readonly '$db' \"$view\"" \
     -n plain "sqlite3 -readonly '$db' \"$plain\"" >"$LOG_DIR/$name.txt" 2>&1 ||
     die "hyperfine failed on $name: $(cat "$LOG_DIR/$name.txt")"
-  python3 - "$LOG_DIR/$name.json" "$name" <<'PY'
-import json, sys
-results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-view, plain = results["view"]["mean"], results["plain"]["mean"]
-print(f"{sys.argv[2]:<22} {view:12.3f} {plain:12.3f} {view / plain:8.2f}")
-PY
+  view_ratio "$LOG_DIR/$name.json" "$name"
 done
 
-# With `store.campaign_index = true`: the index made as hookhouse makes it (the statement of
-# src/spool/schema.rs's CAMPAIGN_INDEX), one campaign's days again, against the view without it.
-IFS='|' read -r _ one_campaign _ <<<"${pairs[0]}"
-started=$EPOCHREALTIME
-sqlite3 "$db" "CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign_id, created_at)
-  WHERE campaign_id IS NOT NULL;"
-log "campaign index made in $(python3 -c "print(round($EPOCHREALTIME - $started, 1))") s; plan: $(sqlite3 -readonly "$db" "EXPLAIN QUERY PLAN $one_campaign" | tr '\n' ' ')"
-hyperfine --warmup 3 --runs 50 --export-json "$LOG_DIR/indexed.json" \
-  -n indexed "sqlite3 -readonly '$db' \"$one_campaign\"" >"$LOG_DIR/indexed.txt" 2>&1 ||
-  die "hyperfine failed: $(cat "$LOG_DIR/indexed.txt")"
-python3 - "$LOG_DIR/indexed.json" "$LOG_DIR/one_campaign_by_day.json" <<'PY'
+# indexed NAME WHAT PAIR SQL: makes an index with SQL, then times PAIR's view query again
+# (50 runs) against the same view without it, measured above.
+indexed() {
+  local name=$1 what=$2 pair=$3 sql=$4 started query scanned
+  IFS='|' read -r scanned query _ <<<"$pair"
+  started=$EPOCHREALTIME
+  sqlite3 "$db" "$sql"
+  log "$what made in $(python3 -c "print(round($EPOCHREALTIME - $started, 1))") s; plan: $(sqlite3 -readonly "$db" "EXPLAIN QUERY PLAN $query" | tr '\n' ' ')"
+  hyperfine --warmup 3 --runs 50 --export-json "$LOG_DIR/$name.json" \
+    -n indexed "sqlite3 -readonly '$db' \"$query\"" >"$LOG_DIR/$name.txt" 2>&1 ||
+    die "hyperfine failed: $(cat "$LOG_DIR/$name.txt")"
+  python3 - "$LOG_DIR/$name.json" "$LOG_DIR/$scanned.json" "$name" <<'PY'
 import json, sys
 indexed = json.load(open(sys.argv[1]))["results"][0]
 scan = {r["command"]: r for r in json.load(open(sys.argv[2]))["results"]}["view"]
-print(f"{'one_campaign_indexed':<22} {indexed['mean']:12.4f} {scan['mean']:12.3f} "
+print(f"{sys.argv[3]:<22} {indexed['mean']:12.4f} {scan['mean']:12.3f} "
       f"{indexed['mean'] / scan['mean']:8.4f}   (plain: the view without the index; "
       f"p50 {indexed['median'] * 1e3:.1f} ms, max {indexed['max'] * 1e3:.1f} ms)")
 PY
+}
 
-# With the inspector's index of people (`[admin]` on: src/spool/schema.rs's PERSON_INDEX), one
-# person's row again, against the view without it.
-IFS='|' read -r _ one_person _ <<<"${pairs[2]}"
-started=$EPOCHREALTIME
-sqlite3 "$db" "CREATE INDEX IF NOT EXISTS events_email ON events (email, raw_seq) WHERE email IS NOT NULL;
-  CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id, raw_seq) WHERE user_id IS NOT NULL;"
-log "person index made in $(python3 -c "print(round($EPOCHREALTIME - $started, 1))") s; plan: $(sqlite3 -readonly "$db" "EXPLAIN QUERY PLAN $one_person" | tr '\n' ' ')"
-hyperfine --warmup 3 --runs 50 --export-json "$LOG_DIR/person_indexed.json" \
-  -n indexed "sqlite3 -readonly '$db' \"$one_person\"" >"$LOG_DIR/person_indexed.txt" 2>&1 ||
-  die "hyperfine failed: $(cat "$LOG_DIR/person_indexed.txt")"
-python3 - "$LOG_DIR/person_indexed.json" "$LOG_DIR/one_person.json" <<'PY'
-import json, sys
-indexed = json.load(open(sys.argv[1]))["results"][0]
-scan = {r["command"]: r for r in json.load(open(sys.argv[2]))["results"]}["view"]
-print(f"{'one_person_indexed':<22} {indexed['mean']:12.4f} {scan['mean']:12.3f} "
-      f"{indexed['mean'] / scan['mean']:8.4f}   (plain: the view without the index; "
-      f"p50 {indexed['median'] * 1e3:.1f} ms, max {indexed['max'] * 1e3:.1f} ms)")
-PY
+# With `store.campaign_index = true` (the statement of src/spool/schema.rs's CAMPAIGN_INDEX):
+# one campaign's days.
+indexed one_campaign_indexed "campaign index" "${pairs[0]}" \
+  "CREATE INDEX IF NOT EXISTS events_campaign ON events (campaign_id, created_at)
+     WHERE campaign_id IS NOT NULL;"
+# With the inspector's index of people (`[admin]` on: src/spool/schema.rs's PERSON_INDEX): one
+# person's row.
+indexed one_person_indexed "person index" "${pairs[2]}" \
+  "CREATE INDEX IF NOT EXISTS events_email ON events (email, raw_seq) WHERE email IS NOT NULL;
+   CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id, raw_seq) WHERE user_id IS NOT NULL;"
 # A cached store stays as the fill left it.
 sqlite3 "$db" "DROP INDEX IF EXISTS events_campaign; DROP INDEX IF EXISTS events_email;
   DROP INDEX IF EXISTS events_user_id;"

@@ -155,11 +155,6 @@ for pair in "${pairs[@]}"; do
     -n view "psql '$PG_URL' -qtAc \"$view\"" \
     -n plain "psql '$PG_URL' -qtAc \"$plain\"" >"$LOG_DIR/$name.txt" 2>&1 ||
     die "hyperfine failed on $name: $(cat "$LOG_DIR/$name.txt")"
-  python3 - "$LOG_DIR/$name.json" "$name" <<'PY'
-import json, sys
-results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-view, plain = results["view"]["mean"], results["plain"]["mean"]
-print(f"{sys.argv[2]:<22} {view:12.4f} {plain:12.4f} {view / plain:8.2f}")
-PY
+  view_ratio "$LOG_DIR/$name.json" "$name"
 done
 psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE"
